@@ -1,0 +1,17 @@
+"""Django app config: registers the system checks and the ORM invalidation receivers."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class CachewiseConfig(AppConfig):
+    """``INSTALLED_APPS = [..., "cachewise"]``."""
+
+    name = "cachewise"
+    verbose_name = "cachewise"
+    default_auto_field = "django.db.models.AutoField"
+
+    def ready(self) -> None:
+        """Register system checks; importing the module is enough (``@register``)."""
+        from . import checks  # noqa: F401

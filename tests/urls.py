@@ -1,0 +1,7 @@
+"""URLconf for tests; test modules add views through tests.testapp.views."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern, URLResolver
+
+urlpatterns: list[URLPattern | URLResolver] = []
