@@ -26,6 +26,7 @@ _EXPORTS: dict[str, str] = {
     "SignatureError": "cachewise.exceptions",
     "caches_from_env": "cachewise.config",
     "caches_from_url": "cachewise.config",
+    "get_redis_client": "cachewise.clients",
     "make_key": "cachewise.keys",
 }
 
@@ -42,10 +43,12 @@ __all__ = [
     "SignatureError",
     "caches_from_env",
     "caches_from_url",
+    "get_redis_client",
     "make_key",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - static view of the lazy names
+    from .clients import get_redis_client
     from .config import caches_from_env, caches_from_url
     from .embedded import EmbeddedRedis
     from .exceptions import (

@@ -1,23 +1,272 @@
-"""Placeholder cachewise Redis backend: Django's RedisCache with one reused client.
+"""cachewise's Redis cache backend: a drop-in for Django's RedisCache and django-redis.
 
-Replaced by the full backend (issue: cachewise RedisCache backend). It exists so that
-``caches_from_url()`` works from the first commit.
+Usage::
+
+    CACHES = {"default": {"BACKEND": "cachewise.backends.redis.RedisCache",
+                          "LOCATION": "redis://127.0.0.1:6379/0", "KEY_PREFIX": "shop",
+                          "OPTIONS": {"serializer": "pickle", "sign": True}}}
+
+Two tiers, as in Django's own backend: :class:`RedisCache` (this module) makes and validates keys
+and converts timeouts; :class:`~cachewise.backends.client.RedisCacheClient` (and its async twin)
+runs one round trip per operation on connections pooled per process
+(:mod:`cachewise.backends.pools`). OPTIONS are listed in :data:`ALLOWED_OPTIONS` and validated
+when the backend is built (:mod:`cachewise.backends.options`).
+
+Hooks for the rest of cachewise (and users):
+
+``get_client(*, write=True) -> redis.Redis``
+    The raw sync client, no key prefix applied (shared, thread-safe, bounded pool).
+``get_async_client() -> redis.asyncio.Redis``
+    The raw async client of the running event loop.
+``encode(value) -> bytes | int`` / ``decode(raw) -> Any``
+    The value format of get/set (header byte; ints raw so INCR works). ``decode`` raises
+    :class:`~cachewise.exceptions.SerializationError` (``SignatureError`` when tampered).
+``resilience``
+    The alias' :class:`~cachewise.resilience.Resilience`: route raw calls through
+    ``cache.resilience.call(operation, fn, fallback=...)`` (or ``await ...acall(...)``) so they
+    share the breaker, the failure policy, the counting and the signals.
+``clear()`` / ``flush_db()``
+    ``clear()`` UNLINKs only keys under this cache's KEY_PREFIX (SCAN in batches); ``flush_db()``
+    empties the whole logical database, on purpose only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import redis
-from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
+import redis.asyncio as aioredis
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache, default_key_func
 
-__all__ = ["RedisCache"]
+from cachewise.resilience import Resilience, breaker_for
+
+from .aclient import AsyncRedisCacheClient
+from .client import MISSING, RedisCacheClient, escape_pattern
+from .options import ALLOWED_OPTIONS, BackendOptions
+
+__all__ = ["ALLOWED_OPTIONS", "RedisCache"]
 
 
-class RedisCache(DjangoRedisCache):
-    """Django's RedisCache, exposing ``get_client()`` for cachewise's Redis fast paths."""
+def _infer_alias(location: str | list[str], params: dict[str, Any]) -> str:
+    """Find this cache's alias in settings.CACHES (Django does not pass it to backends)."""
+    from django.conf import settings
+
+    for alias, entry in getattr(settings, "CACHES", {}).items():
+        same_place = entry.get("LOCATION") == location and entry.get("KEY_PREFIX", "") == params.get(
+            "KEY_PREFIX", ""
+        )
+        if same_place and entry.get("BACKEND", "").endswith("RedisCache"):
+            return str(alias)
+    return "default"
+
+
+class RedisCache(BaseCache):
+    """A Django cache on Redis: fast hit path, fail-open reads, circuit breaker, signed values."""
+
+    def __init__(self, server: str | list[str], params: dict[str, Any]) -> None:
+        super().__init__(params)
+        self._location = server
+        self.options = BackendOptions(server, params.get("OPTIONS"))
+        self.alias = self.options.alias or _infer_alias(server, params)
+        location_key = server if isinstance(server, str) else ";".join(server)
+        breaker = breaker_for(self.alias, location_key, **self.options.breaker)
+        self.resilience = Resilience(self.alias, breaker, self.options.policy, self.options.log_interval)
+        self._client = RedisCacheClient(self.options.servers, self.options.format, self.resilience)
+        self._async = AsyncRedisCacheClient(self._client)
+
+    # -- hooks -----------------------------------------------------------------------------------
 
     def get_client(self, *, write: bool = True) -> redis.Redis:
-        """The raw redis-py client (no key prefix applied) for ``write`` or read operations."""
-        client: Any = self._cache.get_client(write=write)
-        return client  # type: ignore[no-any-return]
+        """The raw redis-py client (no key prefix applied) for writes, or a replica for reads."""
+        return self._client.get_client(write=write)
+
+    def get_async_client(self) -> aioredis.Redis:
+        """The raw ``redis.asyncio`` client bound to the running event loop."""
+        return self._async.get_client()
+
+    def encode(self, value: Any) -> bytes | int:
+        """The stored form of ``value`` in this cache's format (ints raw)."""
+        return self.options.format.encode(value)
+
+    def decode(self, raw: bytes) -> Any:
+        """The value stored as ``raw``; raises SerializationError (SignatureError if tampered)."""
+        return self.options.format.decode(raw)
+
+    def get_backend_timeout(self, timeout: float | object | None = DEFAULT_TIMEOUT) -> float | None:
+        """Seconds until expiry (``None``: never; ``0``: now), sub-second values kept."""
+        if timeout is DEFAULT_TIMEOUT:
+            timeout = self.default_timeout
+        return None if timeout is None else max(0.0, float(timeout))  # type: ignore[arg-type]
+
+    def _ttl_ms(self, timeout: float | object | None) -> int | None:
+        seconds = self.get_backend_timeout(timeout)
+        return None if seconds is None else int(seconds * 1000)
+
+    def _clear_pattern(self) -> str:
+        if self.key_func is not default_key_func:
+            # A custom KEY_FUNCTION may put the prefix anywhere: match it anywhere.
+            return f"*{escape_pattern(self.key_prefix)}*" if self.key_prefix else "*"
+        return f"{escape_pattern(self.key_prefix)}:*"
+
+    # -- sync API ---------------------------------------------------------------------------------
+
+    def add(
+        self, key: str, value: Any, timeout: float | None = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> bool:
+        return self._client.add(
+            self.make_and_validate_key(key, version=version), value, self._ttl_ms(timeout)
+        )
+
+    def get(self, key: str, default: Any = None, version: int | None = None) -> Any:
+        return self._client.get(self.make_and_validate_key(key, version=version), default)
+
+    def set(
+        self, key: str, value: Any, timeout: float | None = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> None:
+        self._client.set(self.make_and_validate_key(key, version=version), value, self._ttl_ms(timeout))
+
+    def touch(self, key: str, timeout: float | None = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
+        return self._client.touch(self.make_and_validate_key(key, version=version), self._ttl_ms(timeout))
+
+    def delete(self, key: str, version: int | None = None) -> bool:
+        return self._client.delete(self.make_and_validate_key(key, version=version))
+
+    def get_many(self, keys: Iterable[str], version: int | None = None) -> dict[str, Any]:
+        key_map = {self.make_and_validate_key(key, version=version): key for key in keys}
+        values = self._client.get_many(list(key_map))
+        return {
+            key_map[full]: value for full, value in zip(key_map, values, strict=True) if value is not MISSING
+        }
+
+    def get_or_set(
+        self,
+        key: str,
+        default: Any,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        version: int | None = None,
+    ) -> Any:
+        full_key = self.make_and_validate_key(key, version=version)
+        value = self._client.get(full_key, MISSING)
+        if value is not MISSING:
+            return value
+        if callable(default):
+            default = default()
+        # A fill, not a lock: it fails open. Read again if another caller won the race.
+        if self._client.add(full_key, default, self._ttl_ms(timeout), operation="fill"):
+            return default
+        return self._client.get(full_key, default)
+
+    def has_key(self, key: str, version: int | None = None) -> bool:
+        return self._client.has_key(self.make_and_validate_key(key, version=version))
+
+    def incr(self, key: str, delta: int = 1, version: int | None = None) -> int:
+        return self._client.incr(self.make_and_validate_key(key, version=version), delta)
+
+    def set_many(
+        self, data: dict[str, Any], timeout: float | None = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> list[str]:
+        if not data:
+            return []
+        full = {self.make_and_validate_key(key, version=version): value for key, value in data.items()}
+        return [] if self._client.set_many(full, self._ttl_ms(timeout)) else list(data)
+
+    def delete_many(self, keys: Iterable[str], version: int | None = None) -> None:
+        full_keys = [self.make_and_validate_key(key, version=version) for key in keys]
+        if full_keys:
+            self._client.delete_many(full_keys)
+
+    def clear(self) -> None:
+        """Remove every key of this cache's KEY_PREFIX (other prefixes and databases untouched)."""
+        self._client.clear(self._clear_pattern())
+
+    def flush_db(self) -> None:
+        """FLUSHDB: remove every key of the logical database, whatever its prefix. Raises on failure."""
+        self._client.flush_db()
+
+    def close(self, **kwargs: Any) -> None:
+        """Nothing to do: connections go back to the shared pool after every command.
+
+        Django calls this at the end of every request; dropping connections there (as django-redis
+        does by default) would cost a TCP handshake per request.
+        """
+
+    # -- async API (native redis.asyncio, one pool per event loop) --------------------------------
+
+    async def aadd(
+        self, key: str, value: Any, timeout: float | None = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> bool:
+        return await self._async.add(
+            self.make_and_validate_key(key, version=version), value, self._ttl_ms(timeout)
+        )
+
+    async def aget(self, key: str, default: Any = None, version: int | None = None) -> Any:
+        return await self._async.get(self.make_and_validate_key(key, version=version), default)
+
+    async def aset(
+        self, key: str, value: Any, timeout: float | None = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> None:
+        await self._async.set(self.make_and_validate_key(key, version=version), value, self._ttl_ms(timeout))
+
+    async def atouch(
+        self, key: str, timeout: float | None = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> bool:
+        return await self._async.touch(
+            self.make_and_validate_key(key, version=version), self._ttl_ms(timeout)
+        )
+
+    async def adelete(self, key: str, version: int | None = None) -> bool:
+        return await self._async.delete(self.make_and_validate_key(key, version=version))
+
+    async def aget_many(self, keys: Iterable[str], version: int | None = None) -> dict[str, Any]:
+        key_map = {self.make_and_validate_key(key, version=version): key for key in keys}
+        values = await self._async.get_many(list(key_map))
+        return {
+            key_map[full]: value for full, value in zip(key_map, values, strict=True) if value is not MISSING
+        }
+
+    async def aget_or_set(
+        self,
+        key: str,
+        default: Any,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        version: int | None = None,
+    ) -> Any:
+        full_key = self.make_and_validate_key(key, version=version)
+        value = await self._async.get(full_key, MISSING)
+        if value is not MISSING:
+            return value
+        if callable(default):
+            default = default()
+        if await self._async.add(full_key, default, self._ttl_ms(timeout), operation="fill"):
+            return default
+        return await self._async.get(full_key, default)
+
+    async def ahas_key(self, key: str, version: int | None = None) -> bool:
+        return await self._async.has_key(self.make_and_validate_key(key, version=version))
+
+    async def aincr(self, key: str, delta: int = 1, version: int | None = None) -> int:
+        return await self._async.incr(self.make_and_validate_key(key, version=version), delta)
+
+    async def aset_many(
+        self, data: dict[str, Any], timeout: float | None = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> list[str]:
+        if not data:
+            return []
+        full = {self.make_and_validate_key(key, version=version): value for key, value in data.items()}
+        return [] if await self._async.set_many(full, self._ttl_ms(timeout)) else list(data)
+
+    async def adelete_many(self, keys: Iterable[str], version: int | None = None) -> None:
+        full_keys = [self.make_and_validate_key(key, version=version) for key in keys]
+        if full_keys:
+            await self._async.delete_many(full_keys)
+
+    async def aclear(self) -> None:
+        await self._async.clear(self._clear_pattern())
+
+    async def aclose(self, **kwargs: Any) -> None:
+        """Nothing to do per request (see :meth:`close`); use :meth:`adisconnect` to drop the pool."""
+
+    async def adisconnect(self) -> None:
+        """Disconnect the running event loop's pool: call before closing a loop you created."""
+        await self._async.close()

@@ -1,0 +1,156 @@
+"""The async lower tier: the same operations as :mod:`.client`, natively on ``redis.asyncio``.
+
+No thread hop (``sync_to_async``): each coroutine awaits the Redis reply on the running event
+loop, through a pool that belongs to that loop (:func:`cachewise.backends.pools.async_client`).
+Semantics, TTL conventions, value format and failure policy are those of
+:class:`~cachewise.backends.client.RedisCacheClient`, whose decoding it shares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from .client import CLEAR_BATCH, INCR_IF_EXISTS, MISSING, RedisCacheClient, _false, _set_args
+from .pools import async_client, close_async_client
+
+__all__ = ["AsyncRedisCacheClient"]
+
+
+class AsyncRedisCacheClient:
+    """Async cache operations on Redis keys; wraps the sync tier for format and resilience."""
+
+    def __init__(self, sync: RedisCacheClient) -> None:
+        self.sync = sync
+        self.resilience = sync.resilience
+        self.format = sync.format
+
+    def get_client(self) -> aioredis.Redis:
+        """The running loop's client of the primary server (created on first use in this loop)."""
+        return async_client(self.sync.servers[0])
+
+    async def close(self) -> None:
+        """Disconnect the running loop's pool; call before closing a loop you created yourself."""
+        for server in self.sync.servers:
+            await close_async_client(server)
+
+    async def get(self, key: str, default: Any) -> Any:
+        client = self.get_client()
+        raw = await self.resilience.acall("get", lambda: client.get(key), fallback=lambda error: None)
+        return self.sync._decode_or(raw, default, "get")
+
+    async def set(self, key: str, value: Any, ttl_ms: int | None) -> bool:
+        client = self.get_client()
+        if ttl_ms is not None and ttl_ms <= 0:
+            await self.resilience.acall("delete", lambda: client.delete(key), fallback=lambda error: 0)
+            return True
+        payload = self.format.encode(value)
+        stored = await self.resilience.acall(
+            "set", lambda: client.set(key, payload, **_set_args(ttl_ms)), fallback=_false
+        )
+        return bool(stored)
+
+    async def add(self, key: str, value: Any, ttl_ms: int | None, operation: str = "add") -> bool:
+        client = self.get_client()
+        if ttl_ms is not None and ttl_ms <= 0:
+            return not await self.resilience.acall(
+                operation, lambda: client.exists(key), fallback=lambda error: 1
+            )
+        payload = self.format.encode(value)
+        stored = await self.resilience.acall(
+            operation, lambda: client.set(key, payload, nx=True, **_set_args(ttl_ms)), fallback=_false
+        )
+        return bool(stored)
+
+    async def touch(self, key: str, ttl_ms: int | None) -> bool:
+        client = self.get_client()
+        if ttl_ms is None:
+
+            async def persist() -> list[Any]:
+                async with client.pipeline(transaction=False) as pipe:
+                    pipe.persist(key)
+                    pipe.exists(key)
+                    return await pipe.execute()
+
+            return bool((await self.resilience.acall("touch", persist, fallback=lambda error: [0, 0]))[1])
+        if ttl_ms <= 0:
+            return bool(
+                await self.resilience.acall("touch", lambda: client.delete(key), fallback=lambda error: 0)
+            )
+        return bool(
+            await self.resilience.acall("touch", lambda: client.pexpire(key, ttl_ms), fallback=_false)
+        )
+
+    async def delete(self, key: str) -> bool:
+        client = self.get_client()
+        return bool(
+            await self.resilience.acall("delete", lambda: client.delete(key), fallback=lambda error: 0)
+        )
+
+    async def get_many(self, keys: Sequence[str]) -> list[Any]:
+        if not keys:
+            return []
+        client = self.get_client()
+        raws: list[Any] = await self.resilience.acall(
+            "get_many", lambda: client.mget(keys), fallback=lambda error: [None] * len(keys)
+        )
+        return [self.sync._decode_or(raw, MISSING, "get_many") for raw in raws]
+
+    async def set_many(self, data: dict[str, Any], ttl_ms: int | None) -> bool:
+        client = self.get_client()
+        if ttl_ms is not None and ttl_ms <= 0:
+            await self.resilience.acall("delete_many", lambda: client.delete(*data), fallback=lambda error: 0)
+            return True
+        payloads = {key: self.format.encode(value) for key, value in data.items()}
+        args = _set_args(ttl_ms)
+
+        async def store() -> bool:
+            async with client.pipeline(transaction=False) as pipe:
+                for key, payload in payloads.items():
+                    pipe.set(key, payload, **args)
+                await pipe.execute()
+            return True
+
+        return await self.resilience.acall("set_many", store, fallback=_false)
+
+    async def delete_many(self, keys: Sequence[str]) -> int:
+        client = self.get_client()
+        deleted = await self.resilience.acall(
+            "delete_many", lambda: client.delete(*keys), fallback=lambda error: 0
+        )
+        return int(deleted)
+
+    async def has_key(self, key: str) -> bool:
+        client = self.get_client()
+        return bool(
+            await self.resilience.acall("has_key", lambda: client.exists(key), fallback=lambda error: 0)
+        )
+
+    async def incr(self, key: str, delta: int) -> int:
+        client = self.get_client()
+        script = client.register_script(INCR_IF_EXISTS)
+        result = await self.resilience.acall(
+            "incr", lambda: script(keys=[key], args=[delta]), fallback=lambda error: None
+        )
+        if result is None:
+            raise ValueError(f"Key '{key}' not found.")
+        return int(result)
+
+    async def clear(self, pattern: str) -> int:
+        client = self.get_client()
+
+        async def unlink_matching() -> int:
+            removed = 0
+            batch: list[bytes] = []
+            async for found in client.scan_iter(match=pattern, count=CLEAR_BATCH):
+                batch.append(found)
+                if len(batch) >= CLEAR_BATCH:
+                    removed += int(await client.unlink(*batch))
+                    batch.clear()
+            if batch:
+                removed += int(await client.unlink(*batch))
+            return removed
+
+        return await self.resilience.acall("clear", unlink_matching, fallback=lambda error: 0)

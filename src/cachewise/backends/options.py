@@ -1,0 +1,134 @@
+"""``CACHES[alias]["OPTIONS"]`` of the cachewise backend: the accepted keys, defaults and validation.
+
+Unknown keys raise :class:`ConfigurationError` when the backend is built (and the system check
+reads :data:`ALLOWED_OPTIONS` to flag them before), because a misspelt ``socket_timout`` silently
+falling back to a 5 s timeout is how a Redis outage becomes a site outage.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from cachewise.exceptions import ConfigurationError
+from cachewise.resilience import FailurePolicy
+
+from .format import ValueFormat, derive_signing_key
+from .pools import PASSTHROUGH_OPTIONS, ConnectionSettings
+
+__all__ = ["ALLOWED_OPTIONS", "DEFAULTS", "BackendOptions"]
+
+#: Defaults for keys a hand-written CACHES entry leaves out (the same as ``caches_from_url``'s).
+DEFAULTS: dict[str, Any] = {
+    "socket_timeout": 0.5,
+    "socket_connect_timeout": 0.3,
+    "max_connections": 50,
+    "pool_timeout": 1.0,
+    "serializer": "pickle",
+    "compressor": None,
+    "compress_min_bytes": 1024,
+    "signing_key": None,
+    "sign": False,
+    "failure_threshold": 5,
+    "failure_window": 10.0,
+    "cooldown": 5.0,
+    "log_interval": 10.0,
+    "on_read_error": "miss",
+    "on_write_error": "miss",
+    "on_add_error": "raise",
+    "on_incr_error": "raise",
+    "alias": None,
+}
+
+ALLOWED_OPTIONS: frozenset[str] = frozenset(DEFAULTS) | PASSTHROUGH_OPTIONS
+
+_REJECTED_HINTS = {
+    "retry_on_timeout": "cachewise never retries a failed command; the circuit breaker handles outages",
+    "pool_class": "the pool is always a bounded BlockingConnectionPool; size it with max_connections",
+    "parser_class": "the parser is hiredis when installed (redis[hiredis]), else redis-py's own",
+}
+
+
+def _positive(options: Mapping[str, Any], name: str, kind: type[float] | type[int]) -> Any:
+    value = options[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigurationError(f"OPTIONS[{name!r}]={value!r}: expected a positive number")
+    return kind(value)
+
+
+class BackendOptions:
+    """Validated OPTIONS, split into what each part of the backend needs."""
+
+    def __init__(self, location: str | list[str], options: Mapping[str, Any] | None) -> None:
+        given = dict(options or {})
+        unknown = sorted(set(given) - ALLOWED_OPTIONS)
+        if unknown:
+            hints = "; ".join(
+                f"{name}: {_REJECTED_HINTS[name]}" for name in unknown if name in _REJECTED_HINTS
+            )
+            raise ConfigurationError(
+                f"unknown OPTIONS {unknown} for cachewise.backends.redis.RedisCache"
+                + (f" ({hints})" if hints else "")
+                + f"; allowed: {sorted(ALLOWED_OPTIONS)}"
+            )
+        merged = {**DEFAULTS, **given}
+        self.raw = merged
+        self.servers = self._servers(location, merged)
+        self.format = self._format(merged)
+        self.policy = self._policy(merged)
+        self.breaker = {
+            "failure_threshold": int(_positive(merged, "failure_threshold", int)),
+            "failure_window": _positive(merged, "failure_window", float),
+            "cooldown": _positive(merged, "cooldown", float),
+        }
+        self.log_interval = _positive(merged, "log_interval", float)
+        self.alias: str | None = merged["alias"]
+
+    @staticmethod
+    def _servers(location: str | list[str], merged: dict[str, Any]) -> list[ConnectionSettings]:
+        urls = re.split("[;,]", location) if isinstance(location, str) else list(location)
+        urls = [url.strip() for url in urls if url and url.strip()]
+        if not urls:
+            raise ConfigurationError(
+                "LOCATION is empty: expected a Redis URL such as redis://127.0.0.1:6379/0"
+            )
+        kwargs = {name: merged[name] for name in PASSTHROUGH_OPTIONS if name in merged}
+        max_connections = int(_positive(merged, "max_connections", int))
+        pool_timeout = _positive(merged, "pool_timeout", float)
+        return [ConnectionSettings(url, max_connections, pool_timeout, kwargs) for url in urls]
+
+    @staticmethod
+    def _format(merged: dict[str, Any]) -> ValueFormat:
+        key = merged["signing_key"]
+        if key is None and merged["sign"]:
+            from django.conf import settings
+
+            key = settings.SECRET_KEY
+            if not key:
+                raise ConfigurationError(
+                    "OPTIONS['sign']=True needs a SECRET_KEY, or set OPTIONS['signing_key']"
+                )
+        if key is not None and not isinstance(key, (str, bytes)):
+            raise ConfigurationError(f"OPTIONS['signing_key'] must be str or bytes, got {type(key).__name__}")
+        min_bytes = merged["compress_min_bytes"]
+        if isinstance(min_bytes, bool) or not isinstance(min_bytes, int) or min_bytes < 0:
+            raise ConfigurationError(f"OPTIONS['compress_min_bytes']={min_bytes!r}: expected an int >= 0")
+        return ValueFormat(
+            serializer=merged["serializer"],
+            compressor=merged["compressor"],
+            compress_min_bytes=min_bytes,
+            signing_key=derive_signing_key(key) if key else None,
+        )
+
+    @staticmethod
+    def _policy(merged: dict[str, Any]) -> FailurePolicy:
+        try:
+            return FailurePolicy(
+                on_read_error=merged["on_read_error"],
+                on_write_error=merged["on_write_error"],
+                on_add_error=merged["on_add_error"],
+                on_incr_error=merged["on_incr_error"],
+            )
+        except ValueError as exc:
+            raise ConfigurationError(f"OPTIONS: {exc}") from exc

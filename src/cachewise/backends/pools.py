@@ -1,0 +1,128 @@
+"""Connection pools shared per process: one per (server URL, connection options), never one per thread.
+
+Django's cache handler builds one backend instance per thread (and per async context), so a pool
+owned by the instance would multiply: N threads, N pools, N x ``max_connections`` sockets. Pools
+live here instead, keyed by what makes a connection different, and each is bounded: a
+``BlockingConnectionPool`` of ``max_connections`` that waits at most ``pool_timeout`` for a free
+connection and then raises (counted as an outage by the breaker).
+
+redis-py's own retries are switched off (``Retry(NoBackoff(), 0)``): redis-py 8 retries a failed
+command three times by default, which turns one blackholed read into four socket timeouts. The
+circuit breaker decides what to do about failures instead.
+
+Async clients (``redis.asyncio``) are bound to the event loop that created their connections, so
+there is one pool per running loop, held in a ``WeakKeyDictionary`` that forgets a loop when it is
+garbage collected. Process forks are handled by redis-py (a pool resets itself in a new pid).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from redis.backoff import NoBackoff
+
+__all__ = ["ConnectionSettings", "async_client", "disconnect_all", "sync_client"]
+
+#: Connection options passed through to redis-py as they are.
+PASSTHROUGH_OPTIONS = frozenset(
+    {
+        "socket_timeout",
+        "socket_connect_timeout",
+        "socket_keepalive",
+        "health_check_interval",
+        "client_name",
+        "username",
+        "password",
+        "db",
+        "ssl_cert_reqs",
+        "ssl_ca_certs",
+        "ssl_certfile",
+        "ssl_keyfile",
+        "ssl_check_hostname",
+    }
+)
+
+
+class ConnectionSettings:
+    """Everything that shapes a connection to one server; hashable, so it keys the pool registry."""
+
+    def __init__(self, url: str, max_connections: int, pool_timeout: float, kwargs: dict[str, Any]) -> None:
+        self.url = url
+        self.max_connections = max_connections
+        self.pool_timeout = pool_timeout
+        self.kwargs = dict(kwargs)
+        self.key = (
+            url,
+            max_connections,
+            pool_timeout,
+            tuple(sorted((k, repr(v)) for k, v in kwargs.items())),
+        )
+
+
+_SYNC: dict[tuple[Any, ...], redis.Redis] = {}
+_ASYNC: dict[tuple[Any, ...], weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis]] = {}
+_LOCK = threading.Lock()
+
+
+def sync_client(settings: ConnectionSettings) -> redis.Redis:
+    """The process-wide client for ``settings`` (thread-safe; its pool is created lazily)."""
+    client = _SYNC.get(settings.key)
+    if client is not None:
+        return client
+    with _LOCK:
+        client = _SYNC.get(settings.key)
+        if client is None:
+            pool = redis.BlockingConnectionPool.from_url(
+                settings.url,
+                max_connections=settings.max_connections,
+                timeout=settings.pool_timeout,
+                retry=redis.retry.Retry(NoBackoff(), 0),
+                **settings.kwargs,
+            )
+            client = _SYNC[settings.key] = redis.Redis(connection_pool=pool)
+        return client
+
+
+def async_client(settings: ConnectionSettings) -> aioredis.Redis:
+    """The client for ``settings`` bound to the running event loop (one pool per loop)."""
+    loop = asyncio.get_running_loop()
+    per_loop = _ASYNC.get(settings.key)
+    client = per_loop.get(loop) if per_loop is not None else None
+    if client is not None:
+        return client
+    with _LOCK:
+        per_loop = _ASYNC.setdefault(settings.key, weakref.WeakKeyDictionary())
+        client = per_loop.get(loop)
+        if client is None:
+            pool = aioredis.BlockingConnectionPool.from_url(
+                settings.url,
+                max_connections=settings.max_connections,
+                timeout=settings.pool_timeout,
+                retry=aioredis.retry.Retry(NoBackoff(), 0),
+                **settings.kwargs,
+            )
+            client = per_loop[loop] = aioredis.Redis(connection_pool=pool)
+        return client
+
+
+async def close_async_client(settings: ConnectionSettings) -> None:
+    """Disconnect and forget the running loop's pool for ``settings`` (before the loop closes)."""
+    loop = asyncio.get_running_loop()
+    with _LOCK:
+        per_loop = _ASYNC.get(settings.key)
+        client = per_loop.pop(loop, None) if per_loop is not None else None
+    if client is not None:
+        await client.connection_pool.disconnect()
+
+
+def disconnect_all() -> None:
+    """Close every sync connection of this process (tests, or after a fork you manage yourself)."""
+    with _LOCK:
+        clients = list(_SYNC.values())
+    for client in clients:
+        client.connection_pool.disconnect()

@@ -1,0 +1,308 @@
+"""Failure policy and circuit breaker, per process and cache alias.
+
+Every network call the Redis backend makes, and every raw call another cachewise layer makes
+through the backend's client (the store adapter's Lua scripts, locks, counters), goes through
+:meth:`Resilience.call` (or :meth:`Resilience.acall` for coroutines)::
+
+    cache = caches["default"]
+    value = cache.resilience.call("get", lambda: client.get(key), fallback=lambda error: None)
+    token = cache.resilience.call("lock", lambda: script(keys=[key], args=[ttl]))  # raises on outage
+
+What happens on failure is decided at call time:
+
+* An *outage* (connection refused or reset, timeout, a replica that is read-only or still
+  loading, the pool exhausted) is counted (metric ``error``), fed to the breaker, logged at most
+  once per ``log_interval`` per operation, and sent as :data:`~cachewise.signals.cache_degraded`.
+  Then the policy of the operation decides: ``"miss"`` answers with ``fallback(error)`` (metric
+  ``degraded``); ``"raise"`` raises :class:`CacheUnavailableError` (or :class:`CircuitOpenError`).
+  Reads (``get``, ``get_many``, ``has_key``) follow ``on_read_error`` (default ``"miss"``); writes
+  (``set``, ``set_many``, ``delete``, ``delete_many``, ``touch``, ``clear``, ``fill``) follow
+  ``on_write_error`` (default ``"miss"``: not stored); ``add`` follows ``on_add_error`` and ``incr``
+  ``on_incr_error`` (default ``"raise"``: faking them breaks locks and rate limits). Any other
+  operation name raises. Without a ``fallback`` the call always raises.
+* A *server error* that is not an outage (WRONGTYPE, OOM, a script error) is raised as
+  :class:`CacheServerError` whatever the policy: hiding it would hide a bug. It proves the server
+  is up, so it counts as a success for the breaker.
+
+The breaker (one per process and alias, shared by every thread and event loop): after
+``failure_threshold`` outages within ``failure_window`` seconds it *opens* and answers every call
+without touching the network for ``cooldown`` seconds; then it lets exactly one *probe* call
+through (half-open). A successful probe closes it; a failed one re-opens it for another cooldown.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, TypeVar
+
+from .exceptions import CacheServerError, CacheUnavailableError, CircuitOpenError, translate_redis_error
+
+__all__ = [
+    "CLOSED",
+    "HALF_OPEN",
+    "OPEN",
+    "Breaker",
+    "FailurePolicy",
+    "Resilience",
+    "breaker_for",
+    "reset_breakers",
+]
+
+T = TypeVar("T")
+Action = Literal["miss", "raise"]
+State = Literal["closed", "open", "half-open"]
+CLOSED: State = "closed"
+OPEN: State = "open"
+HALF_OPEN: State = "half-open"
+
+logger = logging.getLogger("cachewise.resilience")
+
+READ_OPERATIONS = frozenset({"get", "get_many", "has_key"})
+WRITE_OPERATIONS = frozenset({"set", "set_many", "delete", "delete_many", "touch", "clear", "fill"})
+_ACTIONS = frozenset({"miss", "raise"})
+
+
+def _redis_errors() -> tuple[type[BaseException], ...]:
+    from redis.exceptions import RedisError
+
+    return (RedisError, OSError)
+
+
+class Breaker:
+    """A thread-safe circuit breaker: closed -> open -> half-open (one probe) -> closed or open."""
+
+    def __init__(
+        self, alias: str, failure_threshold: int = 5, failure_window: float = 10.0, cooldown: float = 5.0
+    ):
+        self.alias = alias
+        self.failure_threshold = failure_threshold
+        self.failure_window = failure_window
+        self.cooldown = cooldown
+        self.state: State = CLOSED
+        self._lock = threading.Lock()
+        self._failures: deque[float] = deque(maxlen=failure_threshold)
+        self._opened_at = 0.0
+        self._probe_started = 0.0
+
+    def allow(self) -> bool:
+        """True if a call may touch the network now (closed, or this caller is the probe)."""
+        if self.state == CLOSED:  # the hot path: one attribute read, no lock
+            return True
+        now = time.monotonic()
+        with self._lock:
+            if self.state == OPEN and now - self._opened_at >= self.cooldown:
+                changed = self._set_state(HALF_OPEN)
+                self._probe_started = now
+            elif self.state == HALF_OPEN and now - self._probe_started >= self.cooldown:
+                # The probe never reported (its thread died): let another caller probe.
+                self._probe_started = now
+                return True
+            else:
+                return self.state == CLOSED
+        self._announce(changed)
+        return True
+
+    def record_success(self) -> None:
+        """Report a call that reached the server; closes a half-open breaker."""
+        if self.state == CLOSED:
+            return
+        with self._lock:
+            changed = self._set_state(CLOSED) if self.state == HALF_OPEN else None
+            self._failures.clear()
+        self._announce(changed)
+
+    def record_failure(self) -> None:
+        """Report an outage; may open the breaker."""
+        now = time.monotonic()
+        with self._lock:
+            changed = None
+            if self.state == HALF_OPEN:
+                changed = self._set_state(OPEN)
+                self._opened_at = now
+            elif self.state == CLOSED:
+                self._failures.append(now)
+                full = len(self._failures) >= self.failure_threshold
+                if full and now - self._failures[0] <= self.failure_window:
+                    changed = self._set_state(OPEN)
+                    self._opened_at = now
+                    self._failures.clear()
+        self._announce(changed)
+
+    def reset(self) -> None:
+        """Close the breaker and forget failures (tests, or after an operator fixed the server)."""
+        with self._lock:
+            changed = self._set_state(CLOSED)
+            self._failures.clear()
+        self._announce(changed)
+
+    def _set_state(self, new: State) -> tuple[State, State] | None:
+        old, self.state = self.state, new
+        return None if old == new else (old, new)
+
+    def _announce(self, changed: tuple[State, State] | None) -> None:
+        if changed is None:
+            return
+        from .signals import circuit_state_changed
+
+        logger.warning("cache %r circuit breaker %s -> %s", self.alias, *changed)
+        circuit_state_changed.send(sender=Breaker, alias=self.alias, old=changed[0], new=changed[1])
+
+
+_BREAKERS: dict[tuple[str, str], Breaker] = {}
+_BREAKERS_LOCK = threading.Lock()
+
+
+def breaker_for(alias: str, location: str, **settings: Any) -> Breaker:
+    """The process-wide breaker of ``alias`` at ``location`` (created on first use)."""
+    with _BREAKERS_LOCK:
+        breaker = _BREAKERS.get((alias, location))
+        if breaker is None:
+            breaker = _BREAKERS[(alias, location)] = Breaker(alias, **settings)
+        return breaker
+
+
+def reset_breakers() -> None:
+    """Close every breaker of this process (tests)."""
+    with _BREAKERS_LOCK:
+        breakers = list(_BREAKERS.values())
+    for breaker in breakers:
+        breaker.reset()
+
+
+class FailurePolicy:
+    """What each operation does on an outage: ``"miss"`` (fail open) or ``"raise"``."""
+
+    def __init__(
+        self,
+        on_read_error: Action = "miss",
+        on_write_error: Action = "miss",
+        on_add_error: Action = "raise",
+        on_incr_error: Action = "raise",
+    ) -> None:
+        for name, value in locals().items():
+            if name != "self" and value not in _ACTIONS:
+                raise ValueError(f"{name}={value!r}: use 'miss' (fail open) or 'raise'")
+        self.on_read_error = on_read_error
+        self.on_write_error = on_write_error
+        self.on_add_error = on_add_error
+        self.on_incr_error = on_incr_error
+
+    def action(self, operation: str) -> Action:
+        """The action for ``operation``; unknown operations raise."""
+        if operation in READ_OPERATIONS:
+            return self.on_read_error
+        if operation in WRITE_OPERATIONS:
+            return self.on_write_error
+        if operation == "add":
+            return self.on_add_error
+        if operation == "incr":
+            return self.on_incr_error
+        return "raise"
+
+
+class _RateLimitedLog:
+    """Log one line per (operation, error type) at most every ``interval`` seconds; bounded."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._last: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+
+    def warn(self, alias: str, operation: str, error: BaseException, action: str) -> None:
+        key = (operation, type(error).__name__)
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last.get(key, -self.interval) < self.interval:
+                return
+            if len(self._last) > 256:  # operation names come from code, but stay bounded anyway
+                self._last.clear()
+            self._last[key] = now
+        logger.warning("cache %r %s failed (%s), answered with %s", alias, operation, error, action)
+
+
+class Resilience:
+    """The failure policy, breaker and reporting of one cache alias; see the module docstring."""
+
+    def __init__(self, alias: str, breaker: Breaker, policy: FailurePolicy, log_interval: float = 10.0):
+        self.alias = alias
+        self.breaker = breaker
+        self.policy = policy
+        self._log = _RateLimitedLog(log_interval)
+        self._errors = _redis_errors()
+
+    def call(
+        self, operation: str, fn: Callable[[], T], *, fallback: Callable[[Exception], T] | None = None
+    ) -> T:
+        """Run ``fn`` (one network call) under the breaker and the policy of ``operation``."""
+        if not self.breaker.allow():
+            return self._degrade(operation, CircuitOpenError(f"cache {self.alias!r}: circuit open"), fallback)
+        try:
+            result = fn()
+        except self._errors as exc:
+            return self._failed(operation, exc, fallback)
+        self.breaker.record_success()
+        return result
+
+    async def acall(
+        self,
+        operation: str,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        fallback: Callable[[Exception], T] | None = None,
+    ) -> T:
+        """The coroutine twin of :meth:`call`: ``fn`` returns an awaitable."""
+        if not self.breaker.allow():
+            return self._degrade(operation, CircuitOpenError(f"cache {self.alias!r}: circuit open"), fallback)
+        try:
+            result = await fn()
+        except self._errors as exc:
+            return self._failed(operation, exc, fallback)
+        self.breaker.record_success()
+        return result
+
+    def _failed(self, operation: str, exc: BaseException, fallback: Callable[[Exception], T] | None) -> T:
+        error = translate_redis_error(exc)
+        if isinstance(error, CacheServerError):
+            self.breaker.record_success()  # the server answered: not an outage
+            raise error from exc
+        self.breaker.record_failure()
+        return self._degrade(operation, error, fallback, cause=exc)
+
+    def _degrade(
+        self,
+        operation: str,
+        error: Exception,
+        fallback: Callable[[Exception], T] | None,
+        cause: BaseException | None = None,
+    ) -> T:
+        from .monitoring.metrics import record
+        from .signals import cache_degraded
+
+        action = self.policy.action(operation) if fallback is not None else "raise"
+        shown = "raised" if action == "raise" else ("miss" if operation in READ_OPERATIONS else "skipped")
+        record("error", self.alias)
+        self._log.warn(self.alias, operation, error, shown)
+        cache_degraded.send(
+            sender=Resilience, alias=self.alias, operation=operation, error=error, action=shown
+        )
+        if action == "raise" or fallback is None:
+            if isinstance(error, CacheUnavailableError) and cause is not None:
+                raise error from cause
+            raise error
+        record("degraded", self.alias)
+        return fallback(error)
+
+    def report_unreadable(self, operation: str, error: Exception) -> None:
+        """Count and report a payload that could not be decoded (tampered, unknown format)."""
+        from .monitoring.metrics import record
+        from .signals import cache_degraded
+
+        record("error", self.alias)
+        self._log.warn(self.alias, operation, error, "miss")
+        cache_degraded.send(
+            sender=Resilience, alias=self.alias, operation=operation, error=error, action="miss"
+        )
