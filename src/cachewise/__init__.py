@@ -22,6 +22,7 @@ _EXPORTS: dict[str, str] = {
     "EmbeddedRedis": "cachewise.embedded",
     "InvalidKeyError": "cachewise.exceptions",
     "LockError": "cachewise.exceptions",
+    "Namespace": "cachewise.versions",
     "SerializationError": "cachewise.exceptions",
     "SignatureError": "cachewise.exceptions",
     "caches_from_env": "cachewise.config",
@@ -39,6 +40,7 @@ __all__ = [
     "EmbeddedRedis",
     "InvalidKeyError",
     "LockError",
+    "Namespace",
     "SerializationError",
     "SignatureError",
     "caches_from_env",
@@ -63,6 +65,7 @@ if TYPE_CHECKING:  # pragma: no cover - static view of the lazy names
         SignatureError,
     )
     from .keys import make_key
+    from .versions import Namespace
 
 
 def __getattr__(name: str) -> Any:
