@@ -9,7 +9,8 @@ room left for ``KEY_PREFIX`` and Django's version) and ``redis-cli SCAN MATCH se
 Encoding (each part; the grammar is prefix-free, which makes distinct inputs give distinct keys):
 
 =====================  =============================================================
-``int``                decimal: ``42``, ``-7``
+``int``                decimal: ``42``, ``-7``; beyond 1024 bits ``~x`` + hex (Python refuses
+                       to print very long ints in decimal, and the limit is per process)
 ``str``                as is when it is a plain identifier (``[A-Za-z_][A-Za-z0-9_.-]*``),
                        else ``'`` + percent-encoded UTF-8: ``'hello%20world``
 ``None``/``bool``      ``None``, ``True``, ``False`` (these words as strings are quoted)
@@ -22,6 +23,17 @@ Encoding (each part; the grammar is prefix-free, which makes distinct inputs giv
 ``set``/``frozenset``  ``~s(...)`` with members sorted by their encoding
 model instance         ``~o<app_label>.<model>=<pk>``; an unsaved instance is refused
 =====================  =============================================================
+
+Equality is by type and value: ``1``, ``True``, ``1.0`` and ``"1"`` all give different keys
+although Python calls the first three equal; ``-0.0`` and ``0.0``, or ``Decimal("1.5")`` and
+``Decimal("1.50")``, differ too (their text differs). Subclasses of the types above are
+encoded as their base type (an ``IntEnum`` member as its int).
+
+The key is ``<namespace>:v<version>`` followed by ``:<part>`` for each part. A namespace may hold
+``:``-separated segments but none of them may look like a version segment (``v`` + digits), so
+the first such segment always marks where the namespace ends and ``make_key("a:v1")`` can never
+equal ``make_key("a", "v1")``. Nothing but a hashed key contains ``#``, so a hashed key can
+never equal a plain one.
 
 Anything else raises ``TypeError`` naming the type: guessing an encoding for an arbitrary object
 (its ``repr`` may hold a memory address) is how caches silently stop hitting or start leaking.
@@ -50,21 +62,43 @@ HASHED_HEAD_LENGTH = 64
 
 _PLAIN_STR = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
 _RESERVED_WORDS = frozenset({"None", "True", "False"})
-_NAMESPACE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-:]{0,63}\Z")
+_NAMESPACE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*(?::[A-Za-z0-9_][A-Za-z0-9_.\-]*)*\Z")
+_VERSION_SEGMENT = re.compile(r"v[0-9]+\Z")
+_MAX_NAMESPACE_LENGTH = 64
+#: Upper bound for ``version``: keeps ``<namespace>:v<version>`` short enough that every key,
+#: hashed ones included, stays within MAX_KEY_LENGTH.
+MAX_VERSION = 2**63 - 1
+#: Ints up to this many bits are written in decimal; larger ones in hex (see the table above).
+_DECIMAL_INT_BITS = 1024
 
 
 def validate_namespace(namespace: str) -> str:
-    """Return ``namespace`` if it is a safe namespace, else raise :class:`InvalidKeyError`."""
-    if not isinstance(namespace, str) or not _NAMESPACE.match(namespace):
+    """Return ``namespace`` if it is a safe namespace, else raise :class:`InvalidKeyError`.
+
+    A namespace is 1-64 characters: segments of letters, digits, ``_``, ``.`` and ``-`` joined by
+    single ``:``, where no segment is a version segment (``v`` followed by digits only).
+    """
+    if (
+        not isinstance(namespace, str)
+        or len(namespace) > _MAX_NAMESPACE_LENGTH
+        or not _NAMESPACE.match(namespace)
+    ):
         raise InvalidKeyError(
             f"namespace {namespace!r} is not valid: use 1-64 characters from letters, digits, "
-            "'_', '.', '-' and ':' (for example 'article' or 'article:views')"
+            "'_', '.', '-', with ':' between segments (for example 'article' or 'article:views')"
+        )
+    if any(_VERSION_SEGMENT.match(segment) for segment in namespace.split(":")):
+        raise InvalidKeyError(
+            f"namespace {namespace!r} has a segment that looks like a version (v<digits>): "
+            "pass the version as make_key(..., version=N) so keys stay unambiguous"
         )
     return namespace
 
 
 def _quote(text: str) -> str:
-    return quote(text, safe="")
+    # surrogatepass: a str may hold lone surrogates (os.fsdecode, JSON); their 3-byte forms never
+    # occur in valid UTF-8, so the encoding stays injective instead of raising.
+    return quote(text, safe="", errors="surrogatepass")
 
 
 def _encode_str(value: str) -> str:
@@ -81,8 +115,30 @@ def _encode_date(value: datetime.date) -> str:
     return "~d" + value.isoformat()
 
 
+def _encode_int(value: int) -> str:
+    if value.bit_length() <= _DECIMAL_INT_BITS:
+        return int.__repr__(value)
+    return "~x" + format(value, "x")
+
+
 def _encode_float(value: float) -> str:
-    return "~f" + repr(value)
+    return "~f" + float.__repr__(value)
+
+
+def _encode_decimal(value: decimal.Decimal) -> str:
+    return "~D" + decimal.Decimal.__str__(value)
+
+
+def _encode_time(value: datetime.time) -> str:
+    return "~h" + _quote(value.isoformat())
+
+
+def _encode_uuid(value: uuid.UUID) -> str:
+    return "~u" + value.hex
+
+
+def _encode_bytes(value: bytes) -> str:
+    return "~b" + bytes.hex(value)
 
 
 def _encode_sequence(value: list[Any] | tuple[Any, ...]) -> str:
@@ -104,23 +160,24 @@ def _encode_model(value: Any) -> str:
         raise InvalidKeyError(
             f"cannot build a key from an unsaved {meta.label} instance: it has no primary key yet"
         )
-    return f"~o{meta.label_lower}={encode_part(value.pk)}"
+    # Labels are Python identifiers, which may be non-ASCII: quote them like any text.
+    return f"~o{_quote(meta.label_lower)}={encode_part(value.pk)}"
 
 
 # Exact-type dispatch keeps the hot path to one dict lookup; subclasses fall back to the
 # isinstance chain in _encode_other (bool before int, datetime before date).
 _ENCODERS: dict[type, Callable[[Any], str]] = {
     str: _encode_str,
-    int: str,
+    int: _encode_int,
     bool: str,
     type(None): str,
     float: _encode_float,
-    decimal.Decimal: lambda v: "~D" + str(v),
+    decimal.Decimal: _encode_decimal,
     datetime.datetime: _encode_datetime,
     datetime.date: _encode_date,
-    datetime.time: lambda v: "~h" + _quote(v.isoformat()),
-    uuid.UUID: lambda v: "~u" + v.hex,
-    bytes: lambda v: "~b" + v.hex(),
+    datetime.time: _encode_time,
+    uuid.UUID: _encode_uuid,
+    bytes: _encode_bytes,
     list: _encode_sequence,
     tuple: _encode_sequence,
     dict: _encode_mapping,
@@ -137,25 +194,34 @@ def encode_part(value: Any) -> str:
     return _encode_other(value)
 
 
+# Subclasses, in the order that matters: bool before int, datetime before date. Each encoder
+# calls its base type's own methods, so a subclass's __str__/__repr__ cannot change the key.
+_FALLBACKS: tuple[tuple[type, Callable[[Any], str]], ...] = (
+    (bool, lambda v: "True" if v else "False"),
+    (int, _encode_int),
+    (str, lambda v: _encode_str(str.__str__(v))),
+    (float, _encode_float),
+    (decimal.Decimal, _encode_decimal),
+    (datetime.datetime, _encode_datetime),
+    (datetime.date, _encode_date),
+    (datetime.time, _encode_time),
+    (uuid.UUID, _encode_uuid),
+    (bytes, _encode_bytes),
+    (Mapping, _encode_mapping),
+    (list, _encode_sequence),
+    (tuple, _encode_sequence),
+    (set, _encode_set),
+    (frozenset, _encode_set),
+)
+
+
 def _encode_other(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return str(int(value))
-    if isinstance(value, str):
-        return _encode_str(str.__str__(value))
-    fallbacks: tuple[tuple[type, Callable[[Any], str]], ...] = (
-        (datetime.datetime, _encode_datetime),
-        (datetime.date, _encode_date),
-        (float, _encode_float),
-        (Mapping, _encode_mapping),
-        (list, _encode_sequence),
-        (tuple, _encode_sequence),
-    )
-    for kind, encoder in fallbacks:
+    for kind, encoder in _FALLBACKS:
         if isinstance(value, kind):
             return encoder(value)
-    if hasattr(value, "_meta") and hasattr(value, "pk"):
+    from django.db.models import Model  # lazy: keys.py must stay importable without Django set up
+
+    if isinstance(value, Model):
         return _encode_model(value)
     raise TypeError(
         f"cannot use a value of type {type(value).__module__}.{type(value).__qualname__} in a cache "
@@ -172,8 +238,8 @@ def make_key(namespace: str, *parts: Any, version: int = 1) -> str:
     ``version`` when the shape of the cached value changes.
     """
     validate_namespace(namespace)
-    if type(version) is not int or version < 0:
-        raise InvalidKeyError(f"version must be a non-negative int, got {version!r}")
+    if type(version) is not int or not 0 <= version <= MAX_VERSION:
+        raise InvalidKeyError(f"version must be an int from 0 to 2**63-1, got {version!r}")
     head = f"{namespace}:v{version}"
     if not parts:
         return head
@@ -184,5 +250,6 @@ def make_key(namespace: str, *parts: Any, version: int = 1) -> str:
     # 128 bits of SHA-256: a collision would serve one input's value to another, so the 64 bits
     # of the usual sha1()[:16] recipe are not enough for caches with billions of keys.
     digest = hashlib.sha256(body.encode("ascii")).hexdigest()[:32]
-    readable = body[:HASHED_HEAD_LENGTH].rstrip("%")
+    # The head is only for humans (SCAN, MONITOR); the digest alone makes the key unique.
+    readable = body[:HASHED_HEAD_LENGTH]
     return f"{head}:{readable}~#{digest}"
