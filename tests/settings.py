@@ -71,3 +71,7 @@ else:
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+# Counters are flushed to Redis only when read (stats, /metrics, dashboard) and at exit: a timer
+# thread would write one test's counts under whichever test's KEY_PREFIX is active at the time.
+CACHEWISE_METRICS_FLUSH_INTERVAL = 0

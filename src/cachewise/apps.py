@@ -15,3 +15,6 @@ class CachewiseConfig(AppConfig):
     def ready(self) -> None:
         """Register system checks; importing the module is enough (``@register``)."""
         from . import checks  # noqa: F401
+        from .monitoring.report import connect_signals
+
+        connect_signals()

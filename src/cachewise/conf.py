@@ -43,6 +43,62 @@ class CachewiseSettings:
         """Add an ``X-Cachewise`` header telling hit, miss or why a response was not cached."""
         return bool(self._get("DEBUG_HEADERS", django_settings.DEBUG))
 
+    @property
+    def METRICS_FLUSH_INTERVAL(self) -> float:
+        """Seconds between flushes of this process's counters to Redis (0: only on read and exit)."""
+        return float(self._get("METRICS_FLUSH_INTERVAL", 10.0))
+
+    @property
+    def METRICS_TOKEN(self) -> str | None:
+        """Bearer token that lets a Prometheus scraper read ``/metrics`` (staff users always can)."""
+        value = self._get("METRICS_TOKEN", None)
+        return str(value) if value else None
+
+    @property
+    def METRICS_ALLOWED_IPS(self) -> frozenset[str]:
+        """``REMOTE_ADDR`` values allowed to read ``/metrics`` without a token (default: none)."""
+        return frozenset(str(ip) for ip in self._get("METRICS_ALLOWED_IPS", ()))
+
+    @property
+    def ALERT_HIT_RATE_WARNING(self) -> float:
+        """Hit rate under which ``stats`` and the dashboard warn (playbook: ~80%)."""
+        return float(self._get("ALERT_HIT_RATE_WARNING", 0.8))
+
+    @property
+    def ALERT_HIT_RATE_CRITICAL(self) -> float:
+        """Hit rate under which the alert is critical (playbook: ~70% on cacheable endpoints)."""
+        return float(self._get("ALERT_HIT_RATE_CRITICAL", 0.7))
+
+    @property
+    def ALERT_MIN_LOOKUPS(self) -> int:
+        """Lookups needed before a hit rate is judged (a handful of misses after deploy is noise)."""
+        return int(self._get("ALERT_MIN_LOOKUPS", 100))
+
+    @property
+    def ALERT_LATENCY_MS(self) -> float:
+        """PING p99 in milliseconds above which Redis latency is flagged (healthy LAN: < 1 ms)."""
+        return float(self._get("ALERT_LATENCY_MS", 1.0))
+
+    @property
+    def ALERT_MEMORY_RATIO(self) -> float:
+        """``used_memory / maxmemory`` from which memory pressure is flagged."""
+        return float(self._get("ALERT_MEMORY_RATIO", 0.9))
+
+    @property
+    def CACHEABLE_STATUSES(self) -> frozenset[int]:
+        """Response statuses the page cache may store; any other status is a ``status`` bypass."""
+        return frozenset(int(s) for s in self._get("CACHEABLE_STATUSES", (200, 203, 300, 301, 404, 410)))
+
+    @property
+    def MIDDLEWARE_INCLUDE(self) -> tuple[str, ...]:
+        """Path regexes the site-wide cache middleware caches (empty: every path)."""
+        return tuple(self._get("MIDDLEWARE_INCLUDE", ()))
+
+    @property
+    def MIDDLEWARE_EXCLUDE(self) -> tuple[str, ...]:
+        """Path regexes the site-wide cache middleware never caches (checked before the include list)."""
+        return tuple(self._get("MIDDLEWARE_EXCLUDE", ()))
+
     def get(self, name: str, default: Any = None) -> Any:
         """Read ``CACHEWISE_<name>`` for settings added by sub-modules, with a default."""
         return self._get(name, default)

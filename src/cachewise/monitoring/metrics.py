@@ -10,14 +10,21 @@ Events (a value is a count unless the name ends in ``_seconds``):
 ``hit``, ``miss``, ``stale`` (old value served while refreshing), ``recompute``,
 ``compute_seconds``, ``lock_wait``, ``lock_wait_seconds``, ``bypass:<reason>``, ``error``,
 ``degraded``, ``invalidate``.
+
+The counters are cumulative for the life of the process (:meth:`Metrics.snapshot`). The
+aggregator (:mod:`cachewise.monitoring.aggregate`) takes the *deltas* since its previous flush with
+:meth:`Metrics.drain`, so reading a snapshot never disturbs flushing and vice versa. A forked
+child starts from zero: the counts it inherited belong to (and are flushed by) its parent.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import defaultdict
+from typing import Any
 
-__all__ = ["MetricKey", "Metrics", "metrics", "namespace_of", "record"]
+__all__ = ["OTHER", "MetricKey", "Metrics", "metrics", "namespace_of", "record"]
 
 MetricKey = tuple[str, str, str]
 OTHER = "other"
@@ -32,23 +39,47 @@ def namespace_of(key: str) -> str:
 class Metrics:
     """Thread-safe counters keyed by (event, alias, namespace), with bounded namespaces."""
 
-    def __init__(self, max_namespaces: int = 200) -> None:
+    def __init__(self, max_namespaces: int | None = None) -> None:
         self.max_namespaces = max_namespaces
         self._lock = threading.Lock()
         self._values: defaultdict[MetricKey, float] = defaultdict(float)
+        self._flushed: dict[MetricKey, float] = {}
         self._namespaces: defaultdict[str, set[str]] = defaultdict(set)
+        # Settings are read once, on the first record, and again after a setting changes:
+        # the hit path pays two attribute reads, never a settings lookup.
+        self._ready = False
+        self.enabled = True
+
+    def _activate(self) -> None:
+        from cachewise.conf import conf
+
+        try:
+            self.enabled = conf.METRICS_ENABLED
+            if self.max_namespaces is None:
+                self.max_namespaces = conf.METRICS_MAX_NAMESPACES
+        except Exception:  # settings not configured (a bare script): count with defaults
+            self.enabled = True
+        self._ready = True
+        if self.enabled:
+            from . import aggregate
+
+            aggregate.ensure_flusher()
 
     def _bounded(self, alias: str, namespace: str) -> str:
         known = self._namespaces[alias]
         if namespace in known:
             return namespace
-        if len(known) >= self.max_namespaces:
+        if len(known) >= (self.max_namespaces or 200):
             return OTHER
         known.add(namespace)
         return namespace
 
     def record(self, event: str, alias: str = "default", namespace: str = "-", value: float = 1.0) -> None:
         """Add ``value`` to the counter of ``event`` for ``alias`` and ``namespace``."""
+        if not self._ready:
+            self._activate()
+        if not self.enabled:
+            return
         with self._lock:
             self._values[(event, alias, self._bounded(alias, namespace))] += value
 
@@ -57,12 +88,64 @@ class Metrics:
         with self._lock:
             return dict(self._values)
 
+    def drain(self, alias: str) -> dict[tuple[str, str], float]:
+        """Return the ``(event, namespace) -> delta`` of ``alias`` since the previous drain.
+
+        The deltas are marked as handed over under the lock, so a value recorded concurrently
+        lands either in this drain or in the next one, never in both and never in neither.
+        """
+        deltas: dict[tuple[str, str], float] = {}
+        with self._lock:
+            for key, value in self._values.items():
+                if key[1] != alias:
+                    continue
+                delta = value - self._flushed.get(key, 0.0)
+                if delta:
+                    deltas[(key[0], key[2])] = delta
+                    self._flushed[key] = value
+        return deltas
+
+    def aliases(self) -> set[str]:
+        """The aliases that have recorded anything in this process."""
+        with self._lock:
+            return {key[1] for key in self._values}
+
     def reset(self) -> None:
-        """Forget every counter (tests, or after a scrape that drains deltas)."""
+        """Forget every counter and every pending delta (tests; deltas not yet drained are lost)."""
         with self._lock:
             self._values.clear()
+            self._flushed.clear()
             self._namespaces.clear()
+
+    def reconfigure(self, **kwargs: Any) -> None:
+        """Read the settings again on the next record (a setting changed)."""
+        self._ready = False
+
+    def _after_fork(self) -> None:
+        # The parent still owns (and will flush) everything counted before the fork; the lock
+        # may have been held by another thread of the parent at fork time, so make a new one.
+        self._lock = threading.Lock()
+        self._values.clear()
+        self._flushed.clear()
+        self._namespaces.clear()
+        self._ready = False
 
 
 metrics = Metrics()
 record = metrics.record
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
+    os.register_at_fork(after_in_child=metrics._after_fork)
+
+
+def _connect_setting_changed() -> None:
+    from django.core.signals import setting_changed
+
+    def _on_setting_changed(setting: str, **kwargs: Any) -> None:
+        if setting.startswith("CACHEWISE_METRICS"):
+            metrics.reconfigure()
+
+    setting_changed.connect(_on_setting_changed, weak=False, dispatch_uid="cachewise.metrics")
+
+
+_connect_setting_changed()
