@@ -1,0 +1,1 @@
+"""The demo blog app: authors, categories, articles, and one view per cachewise pattern."""

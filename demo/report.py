@@ -1,0 +1,146 @@
+"""The terminal report: what caching bought, per view and per scenario, from this run's samples."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from demo.load import LoadResult, Sample
+from demo.results import DemoResults, ViewResult
+from demo.scenarios import OutageResult, StampedeResult
+
+__all__ = ["phase_figures", "print_report"]
+
+HOW_TO_READ = (
+    "req/s: requests answered per second with the stated concurrency (uncached -> cachewise). "
+    "p50/p99: median and 99th-percentile latency. queries/req: SQL statements per request, counted "
+    "by the demo's middleware. hit rate: cachewise requests that ran none of the cached code "
+    "(the cached runs start cold, so first visits count as misses). Recomputes per expiry: how many "
+    "of the requesters that arrived together on an expired key ran the slow computation."
+)
+
+
+def _arrow(plain: float, cached: float | None, fmt: str) -> str:
+    if cached is None:
+        return format(plain, fmt) + " -> (not measured)"
+    return f"{format(plain, fmt)} -> {format(cached, fmt)}"
+
+
+def _view_row(view: ViewResult) -> list[str]:
+    plain, cached = view.plain, view.cached
+    speedup = f"{view.speedup:.1f}x" if view.speedup is not None else "-"
+    return [
+        view.spec.label,
+        view.spec.pattern,
+        _arrow(plain.rps, cached.rps if cached else None, ",.0f"),
+        speedup,
+        _arrow(plain.latency(0.5), cached.latency(0.5) if cached else None, ".1f"),
+        _arrow(plain.latency(0.99), cached.latency(0.99) if cached else None, ".1f"),
+        _arrow(plain.queries_per_request, cached.queries_per_request if cached else None, ".2f"),
+        f"{cached.hit_rate:.0%}" if cached and view.spec.method == "GET" else "-",
+        str(plain.failures + (cached.failures if cached else 0)),
+    ]
+
+
+def views_table(results: DemoResults) -> Table:
+    """Uncached vs cachewise, one row per view."""
+    table = Table(title=f"Views: uncached -> cachewise ({results.requests_per_run} requests each)")
+    for header in (
+        "View",
+        "Pattern",
+        "req/s",
+        "speedup",
+        "p50 ms",
+        "p99 ms",
+        "queries/req",
+        "hit rate",
+        "failed",
+    ):
+        table.add_column(header, justify="left" if header in ("View", "Pattern") else "right")
+    for view in results.views:
+        table.add_row(*_view_row(view))
+    return table
+
+
+def stampede_table(result: StampedeResult) -> Table:
+    """Recomputes per expiry for the naive pattern and for ``@cached``."""
+    table = Table(title=f"Stampede: {result.requesters} requesters at once on an expired key (0.4 s compute)")
+    for header in ("Pattern", "recomputes per expiry", "each expiry", "p50 ms", "p99 ms", "failed"):
+        table.add_column(header, justify="left" if header == "Pattern" else "right")
+    rows = [("bare cache.get() then cache.set()", result.naive_computes, result.naive)]
+    if result.cached_computes:
+        rows.append(("@cached(stampede='lock')", result.cached_computes, result.cached))
+    for name, computes, load in rows:
+        table.add_row(
+            name,
+            f"{StampedeResult.per_expiry(computes):.1f}",
+            ", ".join(str(count) for count in computes),
+            f"{load.latency(0.5):.0f}",
+            f"{load.latency(0.99):.0f}",
+            str(load.failures),
+        )
+    return table
+
+
+def phase_figures(samples: list[Sample]) -> tuple[int, int, float, float, float]:
+    """requests, failed, hit rate, p50 ms, p99 ms of one outage phase."""
+    load = LoadResult(samples=samples)
+    return load.requests, load.failures, load.hit_rate, load.latency(0.5), load.latency(0.99)
+
+
+def outage_table(result: OutageResult) -> Table:
+    """Requests, failures and hits before, during and after the outage."""
+    table = Table(
+        title=f"Outage: Redis killed at {result.down_at:.1f} s, restarted at {result.up_at:.1f} s, under load"
+    )
+    for header in ("Phase", "requests", "failed", "hit rate", "p50 ms", "p99 ms"):
+        table.add_column(header, justify="left" if header == "Phase" else "right")
+    for phase in ("before", "during", "after"):
+        requests, failed, hits, p50, p99 = phase_figures(result.phase(phase))
+        table.add_row(phase, str(requests), str(failed), f"{hits:.0%}", f"{p50:.1f}", f"{p99:.1f}")
+    return table
+
+
+def summary_lines(results: DemoResults) -> list[str]:
+    """The one-line verdicts under the tables."""
+    lines = []
+    if results.counter is not None:
+        counter = results.counter
+        lines.append(
+            f"Counter: {counter.sent} increments sent, {counter.flushed_into_database} reached the "
+            f"database after flush(), {counter.lost} lost."
+        )
+    if results.outage is not None:
+        recovered = results.outage.recovered_after
+        failed = results.outage.load.failures
+        lines.append(
+            f"Outage: {failed} failed request(s) of {results.outage.load.requests}; "
+            + (
+                f"first cache hit {recovered:.2f} s after Redis came back."
+                if recovered is not None
+                else "no hit after restart."
+            )
+        )
+    elif results.outage_skipped:
+        lines.append(f"Outage: skipped ({results.outage_skipped}).")
+    if results.missing_features:
+        lines.append(
+            "Not measured (feature missing in this checkout): " + ", ".join(results.missing_features)
+        )
+    return lines
+
+
+def print_report(results: DemoResults, console: Console) -> None:
+    """Print the report: setup, the three tables, verdicts, and how to read it."""
+    console.rule("cachewise demo report")
+    console.print(f"Redis: {results.redis}\nDatabase: {results.database}, {results.articles} articles")
+    console.print(f"Server: {results.server}; {results.concurrency} client threads\n")
+    console.print(views_table(results))
+    if results.stampede is not None:
+        console.print(stampede_table(results.stampede))
+    if results.outage is not None:
+        console.print(outage_table(results.outage))
+    for line in summary_lines(results):
+        console.print(line)
+    console.print(f"\n[dim]How to read this: {HOW_TO_READ}[/]")
+    console.print(f"[dim]Measured in this run, {results.seconds:.0f} s in total.[/]")

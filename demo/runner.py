@@ -1,0 +1,227 @@
+"""Run the whole demo: set up, check, seed, load every view, the scenarios, then the report.
+
+Django is imported only after :func:`demo.server.start_stack` has exported the settings, so this
+module (and the ``demo`` package) can be imported by tests without a configured Django.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from demo.load import LoadResult, run_requests
+from demo.results import CounterCheck, DemoResults, ViewResult, ViewSpec
+from demo.scenarios import outage, stampede
+from demo.server import Stack
+
+__all__ = ["Sizes", "run_demo"]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big the run is: ``quick`` (tests, ~20 s) or the full default (~2 minutes)."""
+
+    articles: int
+    requests: int
+    concurrency: int
+    stampede_requesters: int
+    stampede_rounds: int
+    outage_phases: tuple[float, float, float]
+
+    @classmethod
+    def for_run(cls, *, quick: bool, requests: int | None) -> Sizes:
+        if quick:
+            return cls(600, requests or 60, 6, 12, 2, (1.5, 2.0, 1.5))
+        return cls(3000, requests or 400, 8, 16, 3, (3.0, 4.0, 3.0))
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description:<42}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+@contextmanager
+def _task(progress: Progress, description: str, total: int | None) -> Iterator[Callable[..., None]]:
+    task = progress.add_task(description, total=total)
+    yield lambda *_: progress.advance(task)
+    if total is not None:
+        progress.update(task, completed=total)
+
+
+def check_and_ping(console: Console) -> tuple[str, str]:
+    """Run Django's system checks and ``cachewise ping``; return their output."""
+    from django.core.management import call_command, get_commands
+
+    checks = io.StringIO()
+    call_command("check", stdout=checks, stderr=checks)
+    if "cachewise" not in get_commands():
+        return checks.getvalue().strip(), "(manage.py cachewise ping is not available in this checkout)"
+    ping = io.StringIO()
+    call_command("cachewise", "ping", stdout=ping, stderr=ping)
+    return checks.getvalue().strip(), ping.getvalue().strip()
+
+
+def migrate_and_seed(articles: int) -> None:
+    """Create the tables and replace the content with ``articles`` seeded articles."""
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+    call_command("seed_blog", articles=articles, verbosity=0)
+
+
+def view_specs() -> list[ViewSpec]:
+    """The views to load, with request paths taken from the seeded rows."""
+    from demo.blog.models import Article, Category
+
+    slugs = list(Article.objects.order_by("pk").values_list("slug", flat=True)[:40])
+    pks = list(Article.objects.order_by("pk").values_list("pk", flat=True)[:20])
+    categories = list(Category.objects.order_by("pk").values_list("slug", flat=True))
+    pages = [f"articles/?page={page}" for page in range(1, 11)]
+    details = [f"articles/{slug}/" for slug in slugs]
+    api = [f"api/articles/?category={slug}" for slug in categories]
+    counts = [f"api/articles/{pk}/view/" for pk in pks]
+
+    def spec(label: str, pattern: str, feature: str, paths: list[str], method: str = "GET") -> ViewSpec:
+        return ViewSpec(
+            label,
+            pattern,
+            feature,
+            tuple(f"/plain/{path}" for path in paths),
+            tuple(f"/{path}" for path in paths),
+            method,
+        )
+
+    return [
+        spec("Home: aggregates", "@cached(ttl=600, stampede='lock')", "cached", [""]),
+        spec("Article list, 50 rows", "cache_page(300)", "cache_page", pages),
+        spec("Article page", "{% cache ... depends_on=article %}", "cache_tag", details),
+        spec("JSON list", "cached_list(queryset, ttl=600)", "cached_list", api),
+        spec("View counter (POST)", "Counter.incr() + flush()", "Counter", counts, "POST"),
+    ]
+
+
+def _views_sum() -> int:
+    from django.db.models import Sum
+
+    from demo.blog.models import Article
+
+    return int(Article.objects.aggregate(total=Sum("views"))["total"] or 0)
+
+
+def _load(
+    progress: Progress, base_url: str, description: str, spec: ViewSpec, plain: bool, sizes: Sizes
+) -> LoadResult:
+    paths = spec.plain_paths if plain else spec.cached_paths
+    with _task(progress, description, sizes.requests) as advance:
+        return run_requests(
+            base_url,
+            paths,
+            sizes.requests,
+            method=spec.method,
+            concurrency=sizes.concurrency,
+            on_sample=advance,
+        )
+
+
+def load_views(progress: Progress, base_url: str, sizes: Sizes, results: DemoResults) -> None:
+    """Load each view uncached then cached; check the counter's flush lost nothing."""
+    from demo.blog.features import feature
+
+    for spec in view_specs():
+        # Warm the plain twin (templates, connections) so its first requests do not count.
+        run_requests(base_url, spec.plain_paths, 10, method=spec.method, concurrency=2)
+        plain = _load(progress, base_url, f"{spec.label}: uncached", spec, True, sizes)
+        cached = None
+        if feature(spec.feature) is not None:
+            before = _views_sum() if spec.feature == "Counter" else 0
+            cached = _load(progress, base_url, f"{spec.label}: cachewise", spec, False, sizes)
+            if spec.feature == "Counter":
+                results.counter = _flush_counter(cached, before)
+        results.views.append(ViewResult(spec, plain, cached))
+
+
+def _flush_counter(load: LoadResult, before: int) -> CounterCheck:
+    from demo.blog.counters import flush_views
+
+    flush_views()
+    return CounterCheck(sent=load.requests - load.failures, flushed_into_database=_views_sum() - before)
+
+
+def run_stampede(progress: Progress, base_url: str, sizes: Sizes, results: DemoResults) -> None:
+    """Expire the slow report and fire a burst at it, naive and cached, a few times."""
+    from django.core.cache import cache
+
+    from demo.blog import views
+
+    cached_fn: Any = views.cached_slow_report
+    with _task(progress, "Stampede: naive vs @cached", sizes.stampede_rounds * 2) as advance:
+        results.stampede = stampede(
+            base_url,
+            naive_path="/plain/stampede/",
+            cached_path="/stampede/" if cached_fn is not None else None,
+            expire_naive=lambda: cache.delete(views.NAIVE_REPORT_KEY),
+            expire_cached=cached_fn.invalidate if cached_fn is not None else None,
+            requesters=sizes.stampede_requesters,
+            rounds=sizes.stampede_rounds,
+            on_round=advance,
+        )
+
+
+def run_outage(progress: Progress, base_url: str, stack: Stack, sizes: Sizes, results: DemoResults) -> None:
+    """Kill and restart the embedded Redis under load (never a server the demo did not start)."""
+    if stack.redis is None:
+        results.outage_skipped = (
+            "REDIS_URL points at your own server: the demo never stops a server it did not start"
+        )
+        return
+    cached = [view for view in results.views if view.cached is not None and view.spec.method == "GET"]
+    paths = [path for view in cached for path in view.spec.cached_paths[:5]] or ["/plain/"]
+    before, during, after = sizes.outage_phases
+    with _task(progress, "Outage: Redis killed, then restarted", None) as advance:
+        results.outage = outage(
+            base_url, paths, stack.redis, before=before, during=during, after=after, on_sample=advance
+        )
+
+
+def run_demo(stack: Stack, sizes: Sizes, console: Console) -> DemoResults:
+    """Everything after the stack is up: checks, seed, Gunicorn, loads, scenarios."""
+    from django.db import connection
+
+    from demo.blog.features import missing_features
+    from demo.server import gunicorn
+
+    started = time.perf_counter()
+    results = DemoResults(
+        redis=("embedded redis-server at " if stack.embedded else "REDIS_URL: ") + stack.redis_url,
+        database=f"{connection.vendor} ({connection.settings_dict['NAME']})",
+        articles=sizes.articles,
+        requests_per_run=sizes.requests,
+        concurrency=sizes.concurrency,
+        server="Gunicorn, 2 workers x 8 threads (gthread), real HTTP on 127.0.0.1",
+        missing_features=missing_features(),
+    )
+    console.print("[bold]1.[/] System checks and cachewise ping")
+    results.checks, results.ping = check_and_ping(console)
+    console.print(results.checks, results.ping, sep="\n")
+    console.print(f"[bold]2.[/] Migrating and seeding {sizes.articles} articles")
+    migrate_and_seed(sizes.articles)
+    console.print("[bold]3.[/] Load, stampede and outage against Gunicorn")
+    with gunicorn() as base_url, _progress(console) as progress:
+        load_views(progress, base_url, sizes, results)
+        run_stampede(progress, base_url, sizes, results)
+        run_outage(progress, base_url, stack, sizes, results)
+    results.seconds = time.perf_counter() - started
+    return results

@@ -1,0 +1,127 @@
+"""The demo's processes: a private Redis (unless ``REDIS_URL``), Django in this process, Gunicorn.
+
+Everything listens on 127.0.0.1 only. Every process started here is stopped on the way out,
+including on Ctrl-C and on an error; a server the user gave us in ``REDIS_URL`` is never stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from cachewise.embedded import EmbeddedRedis, free_port
+
+__all__ = ["Stack", "gunicorn", "start_stack", "wait_until_serving"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Stack:
+    """What the demo runs against: the Redis URL, and the server when the demo started it."""
+
+    redis_url: str
+    redis: EmbeddedRedis | None
+    prefix: str
+
+    @property
+    def embedded(self) -> bool:
+        """True when the demo started Redis itself (so it may stop it for the outage scenario)."""
+        return self.redis is not None
+
+
+@contextlib.contextmanager
+def start_stack(sqlite_path: str | None = None) -> Iterator[Stack]:
+    """Start Redis unless ``REDIS_URL`` is set, export the demo's settings, set up Django."""
+    user_url = os.environ.get("REDIS_URL", "").strip()
+    redis = None if user_url else EmbeddedRedis().start()
+    try:
+        url = user_url or (redis.url if redis else "")
+        # A key prefix of this run's own: the cached variants start cold, and a shared server
+        # never mixes this run's keys with another's.
+        prefix = f"cwdemo-{secrets.token_hex(3)}"
+        os.environ["CACHEWISE_DEMO_REDIS_URL"] = url
+        os.environ["CACHEWISE_DEMO_PREFIX"] = prefix
+        os.environ["DJANGO_SETTINGS_MODULE"] = "demo.settings"
+        if sqlite_path:
+            os.environ["CACHEWISE_DEMO_SQLITE"] = sqlite_path
+        import django
+
+        django.setup()
+        yield Stack(redis_url=url, redis=redis, prefix=prefix)
+    finally:
+        if redis is not None:
+            redis.stop()
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(Exception):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _get_status(host: str, port: int, path: str) -> int:
+    connection = http.client.HTTPConnection(host, port, timeout=2)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def wait_until_serving(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Wait until the server answers a page, or raise RuntimeError with its exit status."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with status {process.returncode} before serving")
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            if _get_status("127.0.0.1", port, "/plain/") == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"gunicorn did not answer on 127.0.0.1:{port} within {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def gunicorn(*, workers: int = 2, threads: int = 8) -> Iterator[str]:
+    """Serve the demo with Gunicorn on a free loopback port; yield its base URL; stop it after."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "gunicorn", "demo.wsgi:application",
+        "--bind", f"127.0.0.1:{port}",
+        "--workers", str(workers),
+        "--worker-class", "gthread",
+        "--threads", str(threads),
+        "--log-level", "warning",
+        "--timeout", "60",
+        "--graceful-timeout", "5",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, preexec_fn=_die_with_parent)  # noqa: PLW1509
+    try:
+        wait_until_serving(port, process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)

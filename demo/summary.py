@@ -1,0 +1,62 @@
+"""The headline figures of a run as plain data (``--json``), for tests and scripts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from demo.load import LoadResult
+from demo.results import DemoResults
+from demo.scenarios import StampedeResult
+
+__all__ = ["headline"]
+
+
+def _load(load: LoadResult | None) -> dict[str, Any] | None:
+    if load is None:
+        return None
+    return {
+        "requests": load.requests,
+        "failures": load.failures,
+        "rps": round(load.rps, 1),
+        "p50_ms": round(load.latency(0.5), 2),
+        "p99_ms": round(load.latency(0.99), 2),
+        "queries_per_request": round(load.queries_per_request, 3),
+        "hit_rate": round(load.hit_rate, 3),
+    }
+
+
+def headline(results: DemoResults) -> dict[str, Any]:
+    """Per view, the stampede, the outage and the counter check, as JSON-ready values."""
+    data: dict[str, Any] = {
+        "views": {
+            view.spec.feature: {
+                "label": view.spec.label,
+                "plain": _load(view.plain),
+                "cached": _load(view.cached),
+            }
+            for view in results.views
+        },
+        "missing_features": results.missing_features,
+        "seconds": round(results.seconds, 1),
+    }
+    if results.counter is not None:
+        data["counter"] = {"sent": results.counter.sent, "flushed": results.counter.flushed_into_database}
+    if results.stampede is not None:
+        data["stampede"] = {
+            "requesters": results.stampede.requesters,
+            "naive_computes": results.stampede.naive_computes,
+            "cached_computes": results.stampede.cached_computes,
+            "naive_per_expiry": StampedeResult.per_expiry(results.stampede.naive_computes),
+            "cached_failures": results.stampede.cached.failures,
+        }
+    if results.outage is not None:
+        outage = results.outage
+        data["outage"] = {
+            "requests": outage.load.requests,
+            "failures": outage.load.failures,
+            "during": len(outage.phase("during")),
+            "recovered_after": outage.recovered_after,
+        }
+    else:
+        data["outage_skipped"] = results.outage_skipped
+    return data
