@@ -38,19 +38,35 @@ _SCHEMES = ("redis", "rediss", "unix")
 _PREFIX = re.compile(r"[A-Za-z0-9_.\-]{1,40}\Z")
 
 
+_QUERY_SECRET = re.compile(r"((?:^|[?&;])password=)[^&;#]*", re.IGNORECASE)
+
+
 def redact_url(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***``, for error messages and logs."""
-    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
+    """Return ``url`` with any password replaced by ``***``, for error messages and logs.
+
+    Everything up to the *last* ``@`` is user-info here (as in ``urlsplit`` and redis-py), so a
+    password holding an unescaped ``@``, ``/`` or ``?`` is hidden whole; a ``password=`` query
+    argument is hidden too. When unsure this hides too much, never too little.
+    """
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest:
+        userinfo, _, hostpart = rest.rpartition("@")
+        if ":" in userinfo:
+            userinfo = userinfo.split(":", 1)[0] + ":***"
+        rest = f"{userinfo}@{hostpart}"
+    return _QUERY_SECRET.sub(r"\1***", f"{scheme}{sep}{rest}")
 
 
 def _port_of(parts: SplitResult, url: str) -> int:
     try:
         port = parts.port
     except ValueError:
+        port = 0
+    if port == 0:  # urlsplit accepts ":0", which no server listens on
         raise ConfigurationError(
             f"Redis URL {redact_url(url)!r} has an invalid port: use a number from 1 to 65535"
-        ) from None
-    return port or 6379
+        )
+    return 6379 if port is None else port
 
 
 def _db_of(parts: SplitResult, url: str) -> int:
@@ -60,7 +76,7 @@ def _db_of(parts: SplitResult, url: str) -> int:
         raw = ""
     if raw == "":
         return 0
-    if not raw.isdigit():
+    if not re.fullmatch(r"[0-9]{1,9}", raw):  # str.isdigit() would accept "²" and "٣"
         raise ConfigurationError(
             f"Redis URL {redact_url(url)!r} has an invalid database {raw!r}: the path must be "
             "/<number>, for example redis://localhost:6379/0"
@@ -77,7 +93,10 @@ def parse_redis_url(url: str) -> dict[str, Any]:
     if not isinstance(url, str) or not url.strip():
         raise ConfigurationError("Redis URL is empty: expected redis://[:password@]host:6379/0")
     url = url.strip()
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # "Invalid IPv6 URL": a bracket without its pair
+        raise ConfigurationError(f"Redis URL {redact_url(url)!r} cannot be parsed: {exc}") from None
     if parts.scheme not in _SCHEMES:
         raise ConfigurationError(
             f"Redis URL {redact_url(url)!r} has scheme {parts.scheme or '(none)'!r}: "
@@ -99,12 +118,18 @@ def parse_redis_url(url: str) -> dict[str, Any]:
     }
 
 
+_DB_QUERY = re.compile(r"(?:^|&)db=[^&]*")
+
+
 def _with_db(url: str, db: int) -> str:
+    """``url`` pointing at logical database ``db``: in the query when it holds the db, else the path."""
     parts = urlsplit(url.strip())
-    if parts.scheme == "unix" or "db=" in parts.query:
-        query = re.sub(r"(?:^|&)db=[^&]*", "", parts.query).lstrip("&")
+    if parts.scheme == "unix" or _DB_QUERY.search(parts.query):
+        query = _DB_QUERY.sub("", parts.query).lstrip("&")
         query = f"{query}&db={db}" if query else f"db={db}"
-        return parts._replace(query=query).geturl()
+        # Rebuilt by hand: urlunsplit drops the empty authority of unix:///path.
+        fragment = f"#{parts.fragment}" if parts.fragment else ""
+        return f"{parts.scheme}://{parts.netloc}{parts.path}?{query}{fragment}"
     return parts._replace(path=f"/{db}").geturl()
 
 
@@ -148,8 +173,9 @@ def caches_from_url(
     parsed = parse_redis_url(url)
     prefix = key_prefix if key_prefix is not None else _default_prefix()
     if not _PREFIX.match(prefix):
+        origin = "" if key_prefix is not None else " (taken from DJANGO_SETTINGS_MODULE; pass key_prefix=)"
         raise ConfigurationError(
-            f"key_prefix {prefix!r} is not valid: use 1-40 letters, digits, '_', '.' or '-'"
+            f"key_prefix {prefix!r}{origin} is not valid: use 1-40 letters, digits, '_', '.' or '-'"
         )
     if type(version) is not int or version < 1:
         raise ConfigurationError(f"version must be an int >= 1, got {version!r}")
@@ -157,6 +183,8 @@ def caches_from_url(
     caches = {"default": _cache_entry(backend, url.strip(), prefix, version, timeout, merged)}
     if sessions:
         db = parsed["db"] + 1 if sessions_db is None else sessions_db
+        if type(db) is not int or db < 0:
+            raise ConfigurationError(f"sessions_db must be an int >= 0, got {db!r}")
         if db == parsed["db"]:
             raise ConfigurationError(
                 f"sessions_db={db} is the page cache's database: sessions need their own logical "
