@@ -1,0 +1,12 @@
+"""The page cache behind :func:`cachewise.decorators.cache_page` and the cache middleware.
+
+One job per module: :mod:`.rules` (what may be cached, and the reason when not), :mod:`.key`
+(the page key), :mod:`.entry` (the stored form of a page), :mod:`.fill` (the single-flight
+fill), :mod:`.serve` (serving and filling a request). See ``docs/views.md``.
+"""
+
+from __future__ import annotations
+
+from .rules import BYPASS_REASONS
+
+__all__ = ["BYPASS_REASONS"]

@@ -1,0 +1,187 @@
+"""Which requests and responses the page cache may store, and why not when it may not.
+
+Every refusal names one reason from :data:`BYPASS_REASONS`, so users can see in the
+``X-Cachewise`` debug header, the ``bypass:<reason>`` metric and the ``cache_bypassed`` signal
+exactly what their cache is doing. The request rules run before the cache is read (a
+personalised request never even reads a shared entry); the response rules run after the view
+and before anything is stored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponseBase
+
+__all__ = [
+    "BYPASS_REASONS",
+    "PERSONAL_REASONS",
+    "cache_control_directives",
+    "request_bypass_reason",
+    "response_bypass_reason",
+    "response_max_age",
+    "vary_names",
+]
+
+#: Every reason a response is served without the cache, in the order the rules check them.
+BYPASS_REASONS: tuple[str, ...] = (
+    "method",  # not GET or HEAD
+    "excluded-path",  # the middleware's include/exclude patterns rule the path out
+    "authorization",  # the request carries an Authorization header
+    "session",  # the request carries a session cookie, or the view wrote to the session
+    "authenticated",  # request.user is authenticated
+    "streaming",  # a StreamingHttpResponse / FileResponse
+    "status",  # status outside CACHEWISE_CACHEABLE_STATUSES
+    "set-cookie",  # the response sets a cookie
+    "csrf",  # the view used the CSRF token (it is per visitor)
+    "messages",  # django.contrib.messages had messages for this visitor
+    "cache-control-private",  # Cache-Control: private
+    "no-store",  # Cache-Control: no-store
+    "no-cache",  # Cache-Control: no-cache
+    "max-age-0",  # Cache-Control: max-age=0
+    "vary-star",  # Vary: *
+    "cache-unavailable",  # the cache failed; the view ran without it
+)
+
+#: Reasons that mean "this response belongs to one visitor": such responses are also marked
+#: ``Cache-Control: private`` so that no proxy or CDN downstream shares them either.
+PERSONAL_REASONS: frozenset[str] = frozenset(
+    {"authorization", "session", "authenticated", "set-cookie", "csrf", "messages"}
+)
+
+_SAFE_METHODS = frozenset({"GET", "HEAD"})
+_COMMA = re.compile(r"\s*,\s*")
+
+
+def _is_authenticated(request: HttpRequest) -> bool:
+    # Without AuthenticationMiddleware there is no request.user and nothing to authenticate.
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_authenticated)
+
+
+def request_bypass_reason(request: HttpRequest, *, per_user: bool = False) -> str | None:
+    """Return why ``request`` must not be answered from (or stored in) the shared cache, or None.
+
+    The header and cookie checks come first because they are free; ``request.user`` is only
+    evaluated when neither is present. With ``per_user`` an authenticated request is cacheable
+    (keyed by its user); an anonymous one with credentials still is not, because the view may
+    authenticate from them itself (DRF-style token authentication) after the key was built.
+    """
+    if request.method not in _SAFE_METHODS:
+        return "method"
+    if per_user and _is_authenticated(request):
+        return None
+    if "authorization" in request.headers:
+        return "authorization"
+    if settings.SESSION_COOKIE_NAME in request.COOKIES:
+        return "session"
+    if not per_user and _is_authenticated(request):
+        return "authenticated"
+    return None
+
+
+def cache_control_directives(response: HttpResponseBase) -> dict[str, str | None]:
+    """The response's Cache-Control directives, lower-cased: ``{"max-age": "60", "public": None}``."""
+    header = response.headers.get("Cache-Control")
+    if not header:
+        return {}
+    directives: dict[str, str | None] = {}
+    for item in _COMMA.split(header):
+        name, sep, value = item.partition("=")
+        directives[name.strip().lower()] = value.strip().strip('"') if sep else None
+    return directives
+
+
+def response_max_age(directives: dict[str, str | None]) -> int | None:
+    """``max-age`` as an int, or None when absent or malformed (then it is ignored, like Django)."""
+    raw = directives.get("max-age")
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return None
+
+
+def vary_names(response: HttpResponseBase) -> tuple[str, ...]:
+    """The response's Vary header names, lower-cased, de-duplicated, sorted (``*`` kept)."""
+    header = response.headers.get("Vary")
+    if not header:
+        return ()
+    return tuple(sorted({name.strip().lower() for name in _COMMA.split(header) if name.strip()}))
+
+
+def _session_written(request: HttpRequest) -> bool:
+    session = getattr(request, "session", None)
+    return bool(session is not None and session.modified)
+
+
+def _has_messages(request: HttpRequest) -> bool:
+    # len() of a message storage counts the messages loaded for this visitor plus those queued
+    # by the view; either way the page may show them, and they are this visitor's alone.
+    storage: Any = getattr(request, "_messages", None)
+    return storage is not None and len(storage) > 0
+
+
+def _cache_control_reason(directives: dict[str, str | None]) -> str | None:
+    if "private" in directives:
+        return "cache-control-private"
+    if "no-store" in directives:
+        return "no-store"
+    if "no-cache" in directives:
+        return "no-cache"
+    if response_max_age(directives) == 0:
+        return "max-age-0"
+    return None
+
+
+def _response_reason(response: HttpResponseBase, statuses: Collection[int]) -> str | None:
+    if response.streaming:
+        return "streaming"
+    if response.status_code not in statuses:
+        return "status"
+    if response.cookies:
+        return "set-cookie"
+    return None
+
+
+def _request_state_reason(request: HttpRequest) -> str | None:
+    if request.META.get("CSRF_COOKIE_NEEDS_UPDATE"):
+        return "csrf"
+    if _session_written(request):
+        return "session"
+    if _has_messages(request):
+        return "messages"
+    return None
+
+
+def _header_reason(response: HttpResponseBase) -> str | None:
+    reason = _cache_control_reason(cache_control_directives(response))
+    if reason is None and "*" in vary_names(response):
+        return "vary-star"
+    return reason
+
+
+def response_bypass_reason(
+    request: HttpRequest, response: HttpResponseBase, statuses: Collection[int]
+) -> str | None:
+    """Return why the view's ``response`` must not be stored, or None when it may be.
+
+    Checked after the view ran, so it also catches what the view did to the request: a CSRF
+    token it put in the page (``CSRF_COOKIE_NEEDS_UPDATE``), a session it wrote, messages it
+    showed. Those happen before the outer middleware turns them into ``Set-Cookie`` headers,
+    which is why the decorator cannot rely on seeing the cookie itself.
+    """
+    checks: tuple[Callable[[], str | None], ...] = (
+        lambda: _response_reason(response, statuses),
+        lambda: _request_state_reason(request),
+        lambda: _header_reason(response),
+    )
+    for check in checks:
+        reason = check()
+        if reason is not None:
+            return reason
+    return None

@@ -1,0 +1,347 @@
+"""Serve a request from the page cache or fill it, for the decorator and the middleware alike.
+
+Flow of one request (sync and async share every step but the awaits):
+
+1. Request rules (:func:`~cachewise.pagecache.rules.request_bypass_reason`): a personalised
+   request never reads the shared cache; the view runs and the response is marked private.
+2. One ``GET`` of the base key through the single-flight fill. A page whose Vary snapshot
+   matches the request is served (a *hit*: one round trip). A pointer (the response varies on
+   undeclared headers) costs a second ``GET`` of the variant key.
+3. On a miss exactly one request renders per expiry; the response rules decide whether what it
+   rendered may be stored. Waiters get the stored page, or render for themselves when it was not.
+4. Any cache failure fails open: the view runs (once) and the response says ``cache-unavailable``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.utils.cache import patch_cache_control, patch_response_headers, patch_vary_headers
+
+from cachewise.conf import conf
+from cachewise.monitoring.metrics import record
+from cachewise.signals import cache_bypassed
+
+from .entry import DEBUG_HEADER, Page, Pointer, page_value, parse, pointer_value, to_response
+from .fill import NoStore, afetch_or_fill, fetch_or_fill
+from .key import NAMESPACE, KeyPolicy, base_key, variant_key, vary_snapshot
+from .rules import (
+    PERSONAL_REASONS,
+    cache_control_directives,
+    request_bypass_reason,
+    response_bypass_reason,
+    response_max_age,
+    vary_names,
+)
+
+__all__ = ["PageCache", "PagePolicy", "log_failure"]
+
+logger = logging.getLogger("cachewise.pagecache")
+_FAILURE_LOG_INTERVAL = 60.0
+_last_failure_log: dict[str, float] = {}
+
+GetResponse = Callable[[HttpRequest], HttpResponseBase]
+AGetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
+
+
+@dataclass(frozen=True)
+class PagePolicy:
+    """How one decorated view (or the site-wide middleware) caches its pages."""
+
+    key: KeyPolicy
+    timeout: int | None = None  # None: settings.CACHE_MIDDLEWARE_SECONDS, read per request
+    alias: str | None = None  # None: DEFAULT_CACHE_ALIAS
+    stampede: str = "lock"
+    statuses: frozenset[int] | None = None  # None: CACHEWISE_CACHEABLE_STATUSES, read per request
+
+
+class _Run:
+    """What happened to one request: the response it rendered, why that was not stored."""
+
+    __slots__ = ("reason", "response", "stored", "timeout", "variant", "view_raised")
+
+    def __init__(self) -> None:
+        self.stored: list[str] = []
+        self.response: HttpResponseBase | None = None
+        self.reason: str | None = None
+        self.view_raised = False
+        self.timeout = 0
+        self.variant: tuple[str, Any] | None = None
+
+
+def log_failure(alias: str, exc: Exception) -> None:
+    """Log that the cache ``alias`` failed and the request was served without it (rate-limited)."""
+    # At most one log line per alias and minute: a dead cache must not flood the logs.
+    now = time.monotonic()
+    if now - _last_failure_log.get(alias, -_FAILURE_LOG_INTERVAL) >= _FAILURE_LOG_INTERVAL:
+        _last_failure_log[alias] = now
+        logger.warning("page cache %r unavailable, serving uncached: %r", alias, exc, exc_info=exc)
+
+
+def _deferred(response: HttpResponseBase) -> bool:
+    # A TemplateResponse not yet rendered: the handler would render it after the view returns,
+    # but the content (and the CSRF token use the template may make) is needed now to store it.
+    return getattr(response, "is_rendered", True) is False
+
+
+class PageCache:
+    """The page cache of one :class:`PagePolicy`: ``serve()`` for sync, ``aserve()`` for async."""
+
+    def __init__(self, policy: PagePolicy) -> None:
+        self.policy = policy
+        key = policy.key
+        self._declared = (*key.vary_on_headers, *(("Cookie",) if key.vary_on_cookies else ()))
+
+    # -- policy values read per request (override_settings works) ---------------------------
+
+    def alias(self) -> str:
+        """The cache alias pages are stored in."""
+        return self.policy.alias or DEFAULT_CACHE_ALIAS
+
+    def timeout(self) -> int:
+        """Seconds a page is stored (before a smaller ``max-age`` from the view)."""
+        if self.policy.timeout is not None:
+            return self.policy.timeout
+        return int(settings.CACHE_MIDDLEWARE_SECONDS)
+
+    # -- sync -------------------------------------------------------------------------------
+
+    def serve(self, request: HttpRequest, get_response: GetResponse) -> HttpResponseBase:
+        """Answer ``request`` from the cache, or by ``get_response`` (filling the cache if allowed)."""
+        reason = request_bypass_reason(request, per_user=self.policy.key.per_user)
+        if reason is not None:
+            return self.bypass(request, self._render(request, get_response, _Run()), reason)
+        run = _Run()
+        try:
+            return self._lookup(request, get_response, run)
+        except Exception as exc:
+            if run.view_raised:
+                raise
+            log_failure(self.alias(), exc)
+            response = run.response or self._render(request, get_response, run)
+            return self.bypass(request, response, "cache-unavailable")
+
+    def _lookup(self, request: HttpRequest, get_response: GetResponse, run: _Run) -> HttpResponseBase:
+        key = base_key(request, self.policy.key)
+        value = fetch_or_fill(key, lambda: self._fill(request, get_response, run, key, None), **self._opts())
+        item = self._followed(request, run, value)
+        if isinstance(item, Pointer):
+            vkey = variant_key(key, vary_snapshot(request, item.names, self.policy.key.vary_on_cookies))
+            names = item.names
+            value = fetch_or_fill(
+                vkey, lambda: self._fill(request, get_response, run, key, names), **self._opts()
+            )
+            item = self._followed(request, run, value)
+        response = self._finish(request, run, item)
+        return (
+            response if response is not None else self.miss(request, self._render(request, get_response, run))
+        )
+
+    def _fill(
+        self,
+        request: HttpRequest,
+        get_response: GetResponse,
+        run: _Run,
+        key: str,
+        names: tuple[str, ...] | None,
+    ) -> Any:
+        response = self._render(request, get_response, run)
+        if _deferred(response):
+            response.render()  # type: ignore[attr-defined]
+        value = self._storable(request, response, run, key, names)
+        if run.variant is not None:
+            caches[self.alias()].set(run.variant[0], run.variant[1], run.timeout)
+        return self._noted(request, run, key, names, value)
+
+    def _render(self, request: HttpRequest, get_response: GetResponse, run: _Run) -> HttpResponseBase:
+        try:
+            response = get_response(request)
+        except BaseException:
+            run.view_raised = True
+            raise
+        run.response = self._declare_vary(response)
+        return response
+
+    # -- async ------------------------------------------------------------------------------
+
+    async def aserve(self, request: HttpRequest, get_response: AGetResponse) -> HttpResponseBase:
+        """Async :meth:`serve`: the view and the cache calls are awaited, never run in a thread."""
+        reason = request_bypass_reason(request, per_user=self.policy.key.per_user)
+        if reason is not None:
+            return self.bypass(request, await self._arender(request, get_response, _Run()), reason)
+        run = _Run()
+        try:
+            return await self._alookup(request, get_response, run)
+        except Exception as exc:
+            if run.view_raised:
+                raise
+            log_failure(self.alias(), exc)
+            response = run.response or await self._arender(request, get_response, run)
+            return self.bypass(request, response, "cache-unavailable")
+
+    async def _alookup(self, request: HttpRequest, get_response: AGetResponse, run: _Run) -> HttpResponseBase:
+        key = base_key(request, self.policy.key)
+
+        async def fill_base() -> Any:
+            return await self._afill(request, get_response, run, key, None)
+
+        item = self._followed(request, run, await afetch_or_fill(key, fill_base, **self._opts()))
+        if isinstance(item, Pointer):
+            names = item.names
+
+            async def fill_variant() -> Any:
+                return await self._afill(request, get_response, run, key, names)
+
+            vkey = variant_key(key, vary_snapshot(request, names, self.policy.key.vary_on_cookies))
+            item = self._followed(request, run, await afetch_or_fill(vkey, fill_variant, **self._opts()))
+        response = self._finish(request, run, item)
+        if response is None:
+            response = self.miss(request, await self._arender(request, get_response, run))
+        return response
+
+    async def _afill(
+        self,
+        request: HttpRequest,
+        get_response: AGetResponse,
+        run: _Run,
+        key: str,
+        names: tuple[str, ...] | None,
+    ) -> Any:
+        response = await self._arender(request, get_response, run)
+        if _deferred(response):
+            # Templates may query the database: render in Django's sync thread, like the handler.
+            await sync_to_async(response.render, thread_sensitive=True)()  # type: ignore[attr-defined]
+        value = self._storable(request, response, run, key, names)
+        if run.variant is not None:
+            await caches[self.alias()].aset(run.variant[0], run.variant[1], run.timeout)
+        return self._noted(request, run, key, names, value)
+
+    async def _arender(self, request: HttpRequest, get_response: AGetResponse, run: _Run) -> HttpResponseBase:
+        try:
+            response = await get_response(request)
+        except BaseException:
+            run.view_raised = True
+            raise
+        run.response = self._declare_vary(response)
+        return response
+
+    # -- shared steps -----------------------------------------------------------------------
+
+    def _opts(self) -> dict[str, Any]:
+        return {"ttl": self.timeout(), "stampede": self.policy.stampede, "alias": self.alias()}
+
+    def _declare_vary(self, response: HttpResponseBase) -> HttpResponseBase:
+        # Declared dimensions go on every response, cached or not, so caches downstream
+        # (browsers, proxies, CDNs) key by them too.
+        if self._declared:
+            patch_vary_headers(response, self._declared)
+        return response
+
+    def _storable(
+        self,
+        request: HttpRequest,
+        response: HttpResponseBase,
+        run: _Run,
+        key: str,
+        names: tuple[str, ...] | None,
+    ) -> Any:
+        """What to store for ``response`` (a page, a pointer) or a NoStore, deciding by the rules."""
+        statuses = self.policy.statuses or conf.CACHEABLE_STATUSES
+        run.reason = response_bypass_reason(request, response, statuses)
+        if run.reason is not None or not isinstance(response, HttpResponse):
+            return NoStore(None)
+        run.timeout = self._stored_timeout(response)
+        if run.timeout <= 0:
+            return NoStore(None)  # cache_page(0): Django's way of saying "do not store"
+        varies = vary_names(response)
+        page = page_value(response, vary_snapshot(request, varies, self.policy.key.vary_on_cookies))
+        extra = tuple(n for n in varies if n not in self.policy.key.covered)
+        if not extra:
+            return page
+        if names is not None:
+            # Filling a variant: store only if the pointer still names every extra header.
+            return page if set(extra) <= set(names) else NoStore(None)
+        run.variant = (variant_key(key, vary_snapshot(request, extra, self.policy.key.vary_on_cookies)), page)
+        return pointer_value(extra)
+
+    def _noted(
+        self, request: HttpRequest, run: _Run, key: str, names: tuple[str, ...] | None, value: Any
+    ) -> Any:
+        # Remember what this request stored, for UpdateCacheMiddleware's final-response guard.
+        if not isinstance(value, NoStore):
+            if names is not None:
+                key = variant_key(key, vary_snapshot(request, names, self.policy.key.vary_on_cookies))
+            run.stored.append(key)
+            if run.variant is not None:
+                run.stored.append(run.variant[0])
+            request._cachewise_stored = (self.alias(), tuple(run.stored))  # type: ignore[attr-defined]
+        return value
+
+    def _stored_timeout(self, response: HttpResponse) -> int:
+        timeout = self.timeout()
+        max_age = response_max_age(cache_control_directives(response))
+        if max_age is not None:
+            timeout = min(timeout, max_age)
+        # Django's headers for caches downstream; stored with the page so a hit repeats them.
+        patch_response_headers(response, timeout)
+        if self.policy.key.per_user:
+            patch_cache_control(response, private=True)
+        return timeout
+
+    def _followed(self, request: HttpRequest, run: _Run, value: Any) -> Page | Pointer | None:
+        # When this request rendered, its own response is the answer, stored or not.
+        return None if run.response is not None else parse(value)
+
+    def _finish(
+        self, request: HttpRequest, run: _Run, item: Page | Pointer | None
+    ) -> HttpResponseBase | None:
+        if run.response is not None:
+            if run.reason is not None:
+                return self.bypass(request, run.response, run.reason)
+            return self.miss(request, run.response)
+        if isinstance(item, Page):
+            snapshot = vary_snapshot(
+                request, [name for name, _ in item.vary], self.policy.key.vary_on_cookies
+            )
+            if snapshot == item.vary:
+                return self.hit(request, item)
+        # An unknown format, or (only with a broken key) a page for other Vary values: the
+        # caller renders and stores nothing.
+        return None
+
+    # -- outcomes ---------------------------------------------------------------------------
+
+    def hit(self, request: HttpRequest, page: Page) -> HttpResponseBase:
+        """Build the response of a cached ``page``."""
+        response = to_response(page)
+        record("hit", self.alias(), NAMESPACE)
+        if conf.DEBUG_HEADERS:
+            response[DEBUG_HEADER] = "hit"
+        return response
+
+    def miss(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        """Mark ``response`` as rendered by the view on a cache miss."""
+        record("miss", self.alias(), NAMESPACE)
+        if conf.DEBUG_HEADERS:
+            response[DEBUG_HEADER] = "miss"
+        return response
+
+    def bypass(self, request: HttpRequest, response: HttpResponseBase, reason: str) -> HttpResponseBase:
+        """Report that ``response`` was served without the cache because of ``reason``."""
+        alias = self.alias()
+        record(f"bypass:{reason}", alias, NAMESPACE)
+        cache_bypassed.send(sender=PageCache, alias=alias, reason=reason, path=request.path)
+        if reason in PERSONAL_REASONS:
+            # One visitor's page: make sure no shared cache downstream keeps it either.
+            patch_cache_control(response, private=True)
+        if conf.DEBUG_HEADERS:
+            response[DEBUG_HEADER] = f"bypass; reason={reason}"
+        return response
