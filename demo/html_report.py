@@ -130,7 +130,7 @@ def _stampede_chart(result: StampedeResult) -> str:
 
 def render_html(results: DemoResults) -> str:
     """The whole report as one HTML document."""
-    from demo.report import HOW_TO_READ, outage_table, stampede_table, stats_table, summary_lines, views_table
+    from demo.report import HOW_TO_READ, outage_table, stampede_table, summary_lines, views_table
 
     body = [
         "<h1>cachewise demo report</h1>",
@@ -143,8 +143,6 @@ def render_html(results: DemoResults) -> str:
         body += [_table_html(stampede_table(results.stampede)), _stampede_chart(results.stampede)]
     if results.outage is not None:
         body += [_table_html(outage_table(results.outage)), outage_chart(results.outage)]
-    if results.stats is not None:
-        body.append(_table_html(stats_table(results.stats)))
     body += [f"<p>{_esc(line)}</p>" for line in summary_lines(results)]
     body += [
         f"<h2>How to read this</h2><p>{_esc(HOW_TO_READ)}</p>",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from demo.load import LoadResult
 from demo.scenarios import OutageResult, StampedeResult
@@ -17,7 +16,6 @@ class ViewSpec:
 
     label: str
     pattern: str
-    short: str
     feature: str
     plain_paths: tuple[str, ...]
     cached_paths: tuple[str, ...]
@@ -70,7 +68,4 @@ class DemoResults:
     stampede: StampedeResult | None = None
     outage: OutageResult | None = None
     outage_skipped: str = ""
-    #: ``cachewise stats --json``'s document at the end of the run (None without monitoring).
-    stats: dict[str, Any] | None = None
-    dashboard: str = ""
     seconds: float = 0.0

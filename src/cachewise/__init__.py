@@ -28,6 +28,7 @@ _EXPORTS: dict[str, str] = {
     "caches_from_env": "cachewise.config",
     "caches_from_url": "cachewise.config",
     "get_redis_client": "cachewise.clients",
+    "invalidate_model": "cachewise.orm.invalidation",
     "make_key": "cachewise.keys",
 }
 
@@ -46,6 +47,7 @@ __all__ = [
     "caches_from_env",
     "caches_from_url",
     "get_redis_client",
+    "invalidate_model",
     "make_key",
 ]
 
@@ -65,6 +67,7 @@ if TYPE_CHECKING:  # pragma: no cover - static view of the lazy names
         SignatureError,
     )
     from .keys import make_key
+    from .orm.invalidation import invalidate_model
     from .versions import Namespace
 
 

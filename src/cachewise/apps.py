@@ -15,6 +15,11 @@ class CachewiseConfig(AppConfig):
     def ready(self) -> None:
         """Register system checks; importing the module is enough (``@register``)."""
         from . import checks  # noqa: F401
+        from .conf import conf
         from .monitoring.report import connect_signals
 
         connect_signals()
+        if conf.ORM_INVALIDATION:
+            from .orm.invalidation import connect_receivers
+
+            connect_receivers()

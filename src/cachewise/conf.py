@@ -99,6 +99,21 @@ class CachewiseSettings:
         """Path regexes the site-wide cache middleware never caches (checked before the include list)."""
         return tuple(self._get("MIDDLEWARE_EXCLUDE", ()))
 
+    @property
+    def ORM_CACHE(self) -> str:
+        """Cache alias holding ORM rows, lists and their version counters."""
+        return str(self._get("ORM_CACHE", "default"))
+
+    @property
+    def ORM_COUNTER_TTL(self) -> int:
+        """Seconds a version counter of ORM data lives after its last write (expiry costs misses only)."""
+        return int(self._get("ORM_COUNTER_TTL", 86400))
+
+    @property
+    def ORM_INVALIDATION(self) -> bool:
+        """Connect the ORM invalidation receivers in ``ready()`` (every model's save/delete/m2m)."""
+        return bool(self._get("ORM_INVALIDATION", True))
+
     def get(self, name: str, default: Any = None) -> Any:
         """Read ``CACHEWISE_<name>`` for settings added by sub-modules, with a default."""
         return self._get(name, default)

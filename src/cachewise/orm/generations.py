@@ -1,0 +1,242 @@
+"""Version counters for ORM data and stamped entries: read together, bumped together.
+
+Every cached ORM entry is stored as ``[stamp, data]`` where ``stamp`` lists the counters it
+depends on (a row's own version, model generations, the global ORM epoch), *as read before the
+database query ran*. A reader fetches the entry and the current counters in ONE round trip and
+serves the entry only when the stamp equals the counters. That closes the stale-refill race:
+
+    reader: reads counters (v=5), misses, queries the old row
+    writer: commits, bumps v to 6, returns
+    reader: stores the old row stamped 5  -> never served: every later read sees v=6
+
+Counters are never reset to a value that makes an old stamp current again: a missing counter
+(never written, expired or evicted) is initialised to the current time in microseconds, which is
+larger than any value it held before (it only grew by one per write since its own
+initialisation). So counters may carry a TTL and may be evicted: that costs misses, never
+correctness.
+
+On Redis (cachewise's backend or Django's built-in ``RedisCache``) a read is one Lua call
+(``MGET`` plus initialisation of missing counters), a bump of any number of counters is one Lua
+call, and fills are fenced: a pipelined script stores an entry only if its stamp is still
+current, so a late stale fill does not even overwrite a fresh one. On any other backend reads
+use ``get_many`` (one round trip; initialising missing counters adds an ``add`` per counter and
+one more ``get_many``, only when they are missing), bumps use ``add`` + ``incr`` per counter,
+and fills use ``set_many`` unfenced; the stamp check on read keeps that path correct.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.cache import caches
+from django.core.cache.backends.base import BaseCache
+
+from cachewise.keys import make_key
+
+__all__ = [
+    "GLOBAL_EPOCH",
+    "MISSING",
+    "Entry",
+    "bump",
+    "counter_key",
+    "namespace_for",
+    "read",
+    "store",
+]
+
+#: Returned for an entry that is absent (distinct from a cached ``None``).
+MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
+
+#: Counter in every stamp: bumped when an invalidation could not be delivered (escalation).
+GLOBAL_EPOCH = make_key("orm", "all")
+
+_READ_LUA = """
+local n = tonumber(ARGV[1])
+local out = redis.call('MGET', unpack(KEYS))
+for i = n + 1, #KEYS do
+  if not out[i] then
+    redis.call('SET', KEYS[i], ARGV[2], 'EX', ARGV[3])
+    out[i] = ARGV[2]
+  end
+end
+return out
+"""
+
+_BUMP_LUA = """
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, ARGV[1], 'NX')
+  redis.call('INCR', key)
+  redis.call('EXPIRE', key, ARGV[2])
+end
+return #KEYS
+"""
+
+# Store ARGV[2] under KEYS[1] for ARGV[1] seconds only if KEYS[2..] still hold ARGV[3..].
+_FILL_LUA = """
+for i = 2, #KEYS do
+  if redis.call('GET', KEYS[i]) ~= ARGV[i + 1] then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[1])
+return 1
+"""
+
+
+def namespace_for(label: str) -> str:
+    """``orm.<app_label>.<model>``: the key namespace and metrics namespace of one model."""
+    name = f"orm.{label}"
+    if len(name) <= 64:
+        return name
+    digest = hashlib.sha256(label.encode()).hexdigest()[:8]
+    return f"{name[:55]}-{digest}"
+
+
+def counter_key(label: str, kind: str, *parts: Any) -> str:
+    """Key of a counter: ``gen`` (any write), ``epoch`` (writes without row identity), ``rv``."""
+    return make_key(namespace_for(label), kind, *parts)
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One entry to store: its key, data, TTL and the counters (keys, values) it was read under."""
+
+    key: str
+    data: Any
+    ttl: int
+    counter_keys: Sequence[str]
+    stamp: Sequence[int]
+
+
+@dataclass(frozen=True)
+class _RedisPath:
+    client: Any
+    encode: Callable[[Any], Any]
+    decode: Callable[[bytes], Any]
+
+
+_scripts: dict[str, Any] = {}
+
+
+def _redis_path(cache: BaseCache) -> _RedisPath | None:
+    """The raw client and value codec of a Redis-backed cache; None for any other backend."""
+    from redis.cluster import RedisCluster
+
+    from cachewise.store import codec_of, redis_client_of
+
+    client = redis_client_of(cache)
+    # A script may only touch keys of one slot on a cluster: use the generic path there.
+    if client is None or isinstance(client, RedisCluster):
+        return None
+    codec = codec_of(cache)
+    return _RedisPath(client, codec.encode, codec.decode)
+
+
+def _script(client: Any, source: str) -> Any:
+    script = _scripts.get(source)
+    if script is None:
+        script = _scripts[source] = client.register_script(source)
+    return script
+
+
+def _as_int(raw: Any) -> int | None:
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        return None
+
+
+def read(
+    alias: str, value_keys: Sequence[str], counter_keys: Sequence[str], counter_ttl: int
+) -> tuple[list[Any], list[int] | None]:
+    """Fetch entries and counters at one instant; initialise missing counters.
+
+    Returns the decoded entries (``MISSING`` where absent) and the counter values in order, or
+    ``None`` for the counters when they could not be established (then nothing may be stored).
+    Errors propagate: the caller decides the failure policy.
+    """
+    cache = caches[alias]
+    path = _redis_path(cache)
+    full = [cache.make_and_validate_key(key) for key in (*value_keys, *counter_keys)]
+    if path is not None:
+        args = [len(value_keys), _now_us(), counter_ttl]
+        raw = _script(path.client, _READ_LUA)(keys=full, args=args, client=path.client)
+        values = [MISSING if item is None else path.decode(item) for item in raw[: len(value_keys)]]
+        return values, [int(item) for item in raw[len(value_keys) :]]
+    return _read_generic(cache, value_keys, counter_keys, counter_ttl)
+
+
+def _read_generic(
+    cache: BaseCache, value_keys: Sequence[str], counter_keys: Sequence[str], counter_ttl: int
+) -> tuple[list[Any], list[int] | None]:
+    found = cache.get_many([*value_keys, *counter_keys])
+    values = [found.get(key, MISSING) for key in value_keys]
+    counters = {key: _as_int(found.get(key)) for key in counter_keys}
+    absent = [key for key, value in counters.items() if value is None]
+    if absent:
+        now = _now_us()
+        for key in absent:
+            cache.add(key, now, timeout=counter_ttl)
+        # Read back: another process may have initialised or bumped it meanwhile.
+        again = cache.get_many(absent)
+        counters.update({key: _as_int(again.get(key)) for key in absent})
+    result = [counters[key] for key in counter_keys]
+    if any(value is None for value in result):
+        return values, None
+    return values, [int(value) for value in result if value is not None]
+
+
+def store(alias: str, entries: Sequence[Entry]) -> None:
+    """Store entries in one round trip; on Redis only those whose stamp is still current."""
+    if not entries:
+        return
+    cache = caches[alias]
+    path = _redis_path(cache)
+    if path is None:
+        by_ttl: dict[int, dict[str, Any]] = {}
+        for entry in entries:
+            by_ttl.setdefault(entry.ttl, {})[entry.key] = [list(entry.stamp), entry.data]
+        for ttl, batch in by_ttl.items():
+            cache.set_many(batch, timeout=ttl)
+        return
+    script = _script(path.client, _FILL_LUA)
+    pipe = path.client.pipeline(transaction=False)
+    for entry in entries:
+        keys = [cache.make_and_validate_key(key) for key in (entry.key, *entry.counter_keys)]
+        payload = path.encode([list(entry.stamp), entry.data])
+        script(keys=keys, args=[entry.ttl, payload, *entry.stamp], client=pipe)
+    pipe.execute()
+
+
+def bump(alias: str, counter_keys: Sequence[str], counter_ttl: int) -> None:
+    """Increment every counter (initialising missing ones) in one round trip on Redis."""
+    if not counter_keys:
+        return
+    cache = caches[alias]
+    path = _redis_path(cache)
+    if path is not None:
+        full = [cache.make_and_validate_key(key) for key in counter_keys]
+        _script(path.client, _BUMP_LUA)(keys=full, args=[_now_us(), counter_ttl], client=path.client)
+        return
+    now = _now_us()
+    for key in counter_keys:
+        cache.add(key, now, timeout=counter_ttl)
+        try:
+            cache.incr(key)
+        except ValueError:
+            # Expired or evicted between add() and incr(): initialise past every old value.
+            cache.set(key, _now_us() + 1, timeout=counter_ttl)
+
+
+def stamp_matches(entry: Any, counters: Sequence[int]) -> bool:
+    """True when ``entry`` is a stored ``[stamp, data]`` whose stamp equals ``counters``."""
+    if not isinstance(entry, (list, tuple)) or len(entry) != 2:
+        return False
+    stamp = entry[0]
+    return isinstance(stamp, (list, tuple)) and list(stamp) == list(counters)
