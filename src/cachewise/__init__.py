@@ -22,11 +22,15 @@ _EXPORTS: dict[str, str] = {
     "EmbeddedRedis": "cachewise.embedded",
     "InvalidKeyError": "cachewise.exceptions",
     "LockError": "cachewise.exceptions",
+    "NoStore": "cachewise.compute",
     "Namespace": "cachewise.versions",
     "SerializationError": "cachewise.exceptions",
     "SignatureError": "cachewise.exceptions",
+    "aget_or_compute": "cachewise.compute",
+    "cached": "cachewise.compute",
     "caches_from_env": "cachewise.config",
     "caches_from_url": "cachewise.config",
+    "get_or_compute": "cachewise.compute",
     "get_redis_client": "cachewise.clients",
     "invalidate_model": "cachewise.orm.invalidation",
     "make_key": "cachewise.keys",
@@ -42,10 +46,14 @@ __all__ = [
     "InvalidKeyError",
     "LockError",
     "Namespace",
+    "NoStore",
     "SerializationError",
     "SignatureError",
+    "aget_or_compute",
+    "cached",
     "caches_from_env",
     "caches_from_url",
+    "get_or_compute",
     "get_redis_client",
     "invalidate_model",
     "make_key",
@@ -53,6 +61,7 @@ __all__ = [
 
 if TYPE_CHECKING:  # pragma: no cover - static view of the lazy names
     from .clients import get_redis_client
+    from .compute import NoStore, aget_or_compute, cached, get_or_compute
     from .config import caches_from_env, caches_from_url
     from .embedded import EmbeddedRedis
     from .exceptions import (

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from .exceptions import translate_redis_error
+from .exceptions import SerializationError, translate_redis_error
 from .store import FENCE_TTL, MISSING, Entry, Missing, Read, Store, Watch, _Codec
 
 __all__ = ["RedisStore"]
@@ -135,9 +135,17 @@ class RedisStore(Store):
     # Items ------------------------------------------------------------------------------------
     def read(self, key: str) -> Read:
         raw, fence, pttl = self.script("get", "read", list(self._keys(key)), [])
-        entry: Entry | Missing = MISSING if raw is None else Entry.from_wire(self.decode(raw))
+        entry: Entry | Missing = MISSING if raw is None else self._entry(raw)
         lock_ttl = pttl / 1000.0 if pttl > 0 else 0.0
         return Read(entry, _text(fence) if fence is not None else "0", lock_ttl)
+
+    def _entry(self, raw: Any) -> Entry | Missing:
+        try:
+            return Entry.from_wire(self.decode(raw))
+        except SerializationError as exc:  # tampered or unknown format: a miss, reported
+            if self._resilience is not None:
+                self._resilience.report_unreadable("get", exc)
+            return MISSING
 
     def fill(self, key: str, entry: Entry, ttl: float | None, *, token: str | None, fence: str) -> bool:
         ttl_ms = 0 if ttl is None else _ms(ttl)

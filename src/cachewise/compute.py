@@ -1,0 +1,316 @@
+"""get_or_compute() and @cached: the low-level API most code calls directly.
+
+::
+
+    from cachewise import cached, get_or_compute, make_key
+
+    top = get_or_compute(make_key("top_authors"), compute_top_authors, ttl=900, stampede="xfetch")
+
+    @cached(ttl=600)
+    def featured_articles(limit: int = 10) -> list[dict]: ...
+
+    featured_articles(limit=5)              # cached under module.qualname, version and arguments
+    featured_articles.invalidate(limit=5)   # fenced: a fill already running is not stored
+    featured_articles.refresh(limit=5)      # compute now and store
+    featured_articles.key(limit=5)          # the cache key
+    featured_articles.original(limit=5)     # the undecorated function
+
+``None`` is a value like any other and is cached. To hand a result back *without* caching it
+(an empty result during an outage of the source, a partial answer), return ``NoStore(value)``
+from the compute function, or give ``@cached(unless=predicate)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import inspect
+import re
+import types
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Generic, TypeVar
+
+from .keys import make_key
+from .stampede import MODES, Computation, Policy, fetch, refresh
+from .store import get_store
+
+__all__ = ["NoStore", "aget_or_compute", "cached", "get_or_compute", "invalidate"]
+
+T = TypeVar("T")
+
+
+class NoStore(Generic[T]):
+    """Return ``NoStore(value)`` from a compute function to get ``value`` back without caching it.
+
+    Callers waiting on the same single-flight lock then compute for themselves, as this one did.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: T) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"NoStore({self.value!r})"
+
+
+def _unwrap(result: Any) -> tuple[Any, bool]:
+    if isinstance(result, NoStore):
+        return result.value, False
+    return result, True
+
+
+def _require_callable(compute: Any, what: str = "compute") -> None:
+    if not callable(compute):
+        raise TypeError(
+            f"{what} must be a callable that returns the value, got {type(compute).__name__} "
+            f"{compute!r:.80}; pass a function (e.g. lambda: {compute!r:.40}) instead of the value"
+        )
+
+
+def _validate(ttl: float | None, stampede: str, beta: float, stale_ttl: float, stale_if_error: float) -> None:
+    if stampede not in MODES:
+        raise ValueError(f"stampede={stampede!r}: use one of {', '.join(map(repr, MODES))}")
+    if ttl is not None and (not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or ttl <= 0):
+        raise ValueError(f"ttl={ttl!r}: give a positive number of seconds, or None for no expiry")
+    if beta <= 0 or stale_ttl < 0 or stale_if_error < 0:
+        raise ValueError("beta must be > 0, stale_ttl and stale_if_error >= 0")
+
+
+def _policy(
+    ttl: float | None,
+    stampede: str,
+    beta: float,
+    stale_ttl: float,
+    stale_if_error: float,
+    lease: float | None,
+) -> Policy:
+    from .conf import conf
+
+    _validate(ttl, stampede, beta, stale_ttl, stale_if_error)
+    lease = float(conf.get("LOCK_LEASE", 5.0)) if lease is None else float(lease)
+    max_wait = float(conf.get("LOCK_MAX_WAIT", 60.0))
+    return Policy(ttl, stampede, beta, stale_ttl, stale_if_error, lease, max_wait)
+
+
+def get_or_compute(
+    key: str,
+    compute: Callable[[], Any],
+    ttl: float | None,
+    *,
+    stampede: str = "lock",
+    beta: float = 1.0,
+    stale_ttl: float = 0,
+    stale_if_error: float = 0,
+    alias: str = "default",
+    lease: float | None = None,
+) -> Any:
+    """The cached value of ``key``, computing and storing it with ``compute()`` when missing.
+
+    ``stampede``: ``"lock"`` (one computation per expiry across every process), ``"xfetch"``
+    (probabilistic early refresh by one caller, nobody waits; a cold miss locks) or ``"none"``.
+    ``stale_ttl``: serve the old value for up to that many seconds past expiry while exactly one
+    caller refreshes it. ``stale_if_error``: serve the old value (up to that long past expiry)
+    when ``compute`` raises. ``lease``: lock lifetime, renewed while computing (default
+    ``CACHEWISE_LOCK_LEASE``, 5 s): a holder that dies is replaced after at most that long.
+    A cache that cannot be reached makes this compute and return (counted, never raised).
+    """
+    _require_callable(compute)
+    policy = _policy(ttl, stampede, beta, stale_ttl, stale_if_error, lease)
+    return fetch(get_store(alias), key, policy, Computation(compute, _unwrap))
+
+
+# Cache I/O of the async API runs on a small dedicated pool, so waiting on a lock never takes
+# a thread from asyncio's default executor (which sync_to_async and to_thread rely on).
+_executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="cachewise")
+_async_flights: dict[tuple[int, str, str], asyncio.Future[Any]] = {}
+
+
+def _bridge(compute: Callable[[], Any], loop: asyncio.AbstractEventLoop) -> Callable[[], Any]:
+    """A sync callable running ``compute`` (which may return an awaitable) on ``loop``."""
+
+    def run() -> Any:
+        result = compute()
+        if inspect.isawaitable(result):
+            return asyncio.run_coroutine_threadsafe(_awaited(result), loop).result()
+        return result
+
+    return run
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+async def aget_or_compute(
+    key: str,
+    compute: Callable[[], Any],
+    ttl: float | None,
+    *,
+    stampede: str = "lock",
+    beta: float = 1.0,
+    stale_ttl: float = 0,
+    stale_if_error: float = 0,
+    alias: str = "default",
+    lease: float | None = None,
+) -> Any:
+    """:func:`get_or_compute` for async code; ``compute`` may be a coroutine function.
+
+    Coroutines of one event loop asking for the same key share one fetch; the cache I/O runs on
+    a small thread pool and ``compute`` runs on the caller's event loop.
+    """
+    _require_callable(compute)
+    policy = _policy(ttl, stampede, beta, stale_ttl, stale_if_error, lease)
+    loop = asyncio.get_running_loop()
+    flight_key = (id(loop), alias, key)
+    pending = _async_flights.get(flight_key)
+    if pending is not None:
+        return await asyncio.shield(pending)
+    future: asyncio.Future[Any] = loop.create_future()
+    _async_flights[flight_key] = future
+    try:
+        work = Computation(_bridge(compute, loop), _unwrap)
+        value = await loop.run_in_executor(_executor, fetch, get_store(alias), key, policy, work)
+    except BaseException as exc:
+        future.set_exception(exc)
+        future.exception()  # mark retrieved: followers re-raise it, nobody else must
+        raise
+    else:
+        future.set_result(value)
+        return value
+    finally:
+        _async_flights.pop(flight_key, None)
+
+
+def invalidate(key: str, *, alias: str = "default") -> None:
+    """Delete ``key``'s cached value and fence it: a fill that started before is not stored."""
+    from .monitoring.metrics import namespace_of, record
+    from .signals import cache_invalidated
+
+    get_store(alias).invalidate(key)
+    record("invalidate", alias, namespace_of(key))
+    cache_invalidated.send(sender=invalidate, alias=alias, namespace=namespace_of(key), reason="invalidate")
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
+
+
+def function_namespace(func: Callable[..., Any]) -> str:
+    """``module.qualname`` made into a valid key namespace (hashed tail when over 64 chars)."""
+    name = _UNSAFE.sub("_", f"{func.__module__}.{func.__qualname__}").lstrip(".-") or "fn"
+    if len(name) <= 64:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+    return f"{name[:47]}.{digest}"
+
+
+class _CachedFunction:
+    """What ``@cached`` returns: the wrapped function plus its cache controls."""
+
+    def __init__(self, func: Callable[..., Any], options: dict[str, Any]) -> None:
+        functools.update_wrapper(self, func)
+        self.original = func
+        self._namespace = options.pop("namespace") or function_namespace(func)
+        self._version = options.pop("version")
+        self._unless = options.pop("unless")
+        self._alias = options["alias"]
+        self._options = options
+        self._signature = inspect.signature(func)
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        # Decorating a method: bind like a function would (self is then part of the key).
+        return self if instance is None else types.MethodType(self, instance)
+
+    def key(self, *args: Any, **kwargs: Any) -> str:
+        """The cache key of this call (arguments bound to the signature, defaults applied)."""
+        bound = self._signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return make_key(self._namespace, *bound.arguments.values(), version=self._version)
+
+    def invalidate(self, *args: Any, **kwargs: Any) -> None:
+        """Drop the cached value of this call (fenced against fills already running)."""
+        invalidate(self.key(*args, **kwargs), alias=self._alias)
+
+    def _compute(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Callable[[], Any]:
+        unless = self._unless
+
+        def compute() -> Any:
+            result = self.original(*args, **kwargs)
+            if unless is not None and not isinstance(result, NoStore) and unless(result):
+                return NoStore(result)
+            return result
+
+        return compute
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return get_or_compute(self.key(*args, **kwargs), self._compute(args, kwargs), **self._options)
+
+    def refresh(self, *args: Any, **kwargs: Any) -> Any:
+        """Compute this call now, store the result and return it."""
+        options = dict(self._options)
+        policy = _policy(options.pop("ttl"), options.pop("stampede"), **_tuning(options))
+        work = Computation(self._compute(args, kwargs), _unwrap)
+        return refresh(get_store(self._alias), self.key(*args, **kwargs), policy, work)
+
+
+def _tuning(options: dict[str, Any]) -> dict[str, Any]:
+    keys = ("beta", "stale_ttl", "stale_if_error", "lease")
+    return {name: options[name] for name in keys}
+
+
+class _AsyncCachedFunction(_CachedFunction):
+    """``@cached`` on a coroutine function: calling it returns a coroutine."""
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return await aget_or_compute(self.key(*args, **kwargs), self._compute(args, kwargs), **self._options)
+
+    async def refresh(self, *args: Any, **kwargs: Any) -> Any:
+        options = dict(self._options)
+        policy = _policy(options.pop("ttl"), options.pop("stampede"), **_tuning(options))
+        loop = asyncio.get_running_loop()
+        work = Computation(_bridge(self._compute(args, kwargs), loop), _unwrap)
+        store, key = get_store(self._alias), self.key(*args, **kwargs)
+        return await loop.run_in_executor(_executor, refresh, store, key, policy, work)
+
+
+def cached(
+    ttl: float | None,
+    *,
+    stampede: str = "lock",
+    version: int = 1,
+    alias: str = "default",
+    beta: float = 1.0,
+    stale_ttl: float = 0,
+    stale_if_error: float = 0,
+    lease: float | None = None,
+    namespace: str | None = None,
+    unless: Callable[[Any], bool] | None = None,
+) -> Callable[[Callable[..., Any]], Any]:
+    """Cache a function's results under ``namespace:v<version>:<arguments>``.
+
+    The namespace defaults to the function's ``module.qualname``; bump ``version`` when the shape
+    of the result changes. Every argument goes into the key (encoded by :func:`make_key`, so
+    unsupported types raise ``TypeError``). ``unless(result)`` returning True skips storing that
+    result. Works on sync and ``async def`` functions; see :func:`get_or_compute` for the rest.
+    """
+    if callable(ttl):
+        raise TypeError("@cached needs its arguments: write @cached(ttl=600), not @cached")
+    _validate(ttl, stampede, beta, stale_ttl, stale_if_error)  # fail at decoration, read no setting
+    options: dict[str, Any] = {
+        "ttl": ttl,
+        "stampede": stampede,
+        "alias": alias,
+        "beta": beta,
+        "stale_ttl": stale_ttl,
+        "stale_if_error": stale_if_error,
+        "lease": lease,
+    }
+
+    def decorate(func: Callable[..., Any]) -> Any:
+        _require_callable(func, "@cached target")
+        factory = _AsyncCachedFunction if inspect.iscoroutinefunction(func) else _CachedFunction
+        return factory(func, {**options, "namespace": namespace, "version": version, "unless": unless})
+
+    return decorate
