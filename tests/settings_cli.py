@@ -1,0 +1,8 @@
+"""Settings for running ``manage.py cachewise`` in a subprocess: the test settings, CACHES from REDIS_URL."""
+
+from __future__ import annotations
+
+from cachewise.config import caches_from_env
+from tests.settings import *  # noqa: F403
+
+CACHES = caches_from_env(key_prefix="clitest")
