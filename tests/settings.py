@@ -71,6 +71,7 @@ else:
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
+STATIC_URL = "/static/"  # pytest-django's live_server serves static files and needs a URL prefix
 
 # Counters are flushed to Redis only when read (stats, /metrics, dashboard) and at exit: a timer
 # thread would write one test's counts under whichever test's KEY_PREFIX is active at the time.
