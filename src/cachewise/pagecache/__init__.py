@@ -1,8 +1,8 @@
 """The page cache behind :func:`cachewise.decorators.cache_page` and the cache middleware.
 
 One job per module: :mod:`.rules` (what may be cached, and the reason when not), :mod:`.key`
-(the page key), :mod:`.entry` (the stored form of a page), :mod:`.fill` (the single-flight
-fill), :mod:`.serve` (serving and filling a request). See ``docs/views.md``.
+(the page key), :mod:`.entry` (the stored form of a page), :mod:`.serve` (serving a request, filling the cache
+through :func:`cachewise.compute.get_or_compute`'s single flight). See ``docs/views.md``.
 """
 
 from __future__ import annotations

@@ -26,12 +26,12 @@ from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.cache import patch_cache_control, patch_response_headers, patch_vary_headers
 
+from cachewise.compute import NoStore, aget_or_compute, get_or_compute
 from cachewise.conf import conf
 from cachewise.monitoring.metrics import record
 from cachewise.signals import cache_bypassed
 
 from .entry import DEBUG_HEADER, Page, Pointer, page_value, parse, pointer_value, to_response
-from .fill import NoStore, afetch_or_fill, fetch_or_fill
 from .key import NAMESPACE, KeyPolicy, base_key, variant_key, vary_snapshot
 from .rules import (
     PERSONAL_REASONS,
@@ -120,6 +120,8 @@ class PageCache:
         if reason is not None:
             return self.bypass(request, self._render(request, get_response, _Run()), reason)
         run = _Run()
+        if self.timeout() <= 0:  # cache_page(0): Django's way of saying "do not store"
+            return self.miss(request, self._render(request, get_response, run))
         try:
             return self._lookup(request, get_response, run)
         except Exception as exc:
@@ -131,12 +133,12 @@ class PageCache:
 
     def _lookup(self, request: HttpRequest, get_response: GetResponse, run: _Run) -> HttpResponseBase:
         key = base_key(request, self.policy.key)
-        value = fetch_or_fill(key, lambda: self._fill(request, get_response, run, key, None), **self._opts())
+        value = get_or_compute(key, lambda: self._fill(request, get_response, run, key, None), **self._opts())
         item = self._followed(request, run, value)
         if isinstance(item, Pointer):
             vkey = variant_key(key, vary_snapshot(request, item.names, self.policy.key.vary_on_cookies))
             names = item.names
-            value = fetch_or_fill(
+            value = get_or_compute(
                 vkey, lambda: self._fill(request, get_response, run, key, names), **self._opts()
             )
             item = self._followed(request, run, value)
@@ -178,6 +180,8 @@ class PageCache:
         if reason is not None:
             return self.bypass(request, await self._arender(request, get_response, _Run()), reason)
         run = _Run()
+        if self.timeout() <= 0:
+            return self.miss(request, await self._arender(request, get_response, run))
         try:
             return await self._alookup(request, get_response, run)
         except Exception as exc:
@@ -193,7 +197,7 @@ class PageCache:
         async def fill_base() -> Any:
             return await self._afill(request, get_response, run, key, None)
 
-        item = self._followed(request, run, await afetch_or_fill(key, fill_base, **self._opts()))
+        item = self._followed(request, run, await aget_or_compute(key, fill_base, **self._opts()))
         if isinstance(item, Pointer):
             names = item.names
 
@@ -201,7 +205,7 @@ class PageCache:
                 return await self._afill(request, get_response, run, key, names)
 
             vkey = variant_key(key, vary_snapshot(request, names, self.policy.key.vary_on_cookies))
-            item = self._followed(request, run, await afetch_or_fill(vkey, fill_variant, **self._opts()))
+            item = self._followed(request, run, await aget_or_compute(vkey, fill_variant, **self._opts()))
         response = self._finish(request, run, item)
         if response is None:
             response = self.miss(request, await self._arender(request, get_response, run))
@@ -260,7 +264,7 @@ class PageCache:
             return NoStore(None)
         run.timeout = self._stored_timeout(response)
         if run.timeout <= 0:
-            return NoStore(None)  # cache_page(0): Django's way of saying "do not store"
+            return NoStore(None)
         varies = vary_names(response)
         page = page_value(response, vary_snapshot(request, varies, self.policy.key.vary_on_cookies))
         extra = tuple(n for n in varies if n not in self.policy.key.covered)
@@ -321,15 +325,14 @@ class PageCache:
 
     def hit(self, request: HttpRequest, page: Page) -> HttpResponseBase:
         """Build the response of a cached ``page``."""
+        # Hits and misses are counted by the fill (cachewise.stampede) under namespace "page".
         response = to_response(page)
-        record("hit", self.alias(), NAMESPACE)
         if conf.DEBUG_HEADERS:
             response[DEBUG_HEADER] = "hit"
         return response
 
     def miss(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         """Mark ``response`` as rendered by the view on a cache miss."""
-        record("miss", self.alias(), NAMESPACE)
         if conf.DEBUG_HEADERS:
             response[DEBUG_HEADER] = "miss"
         return response
