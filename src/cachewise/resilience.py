@@ -238,13 +238,15 @@ class Resilience:
         self, operation: str, fn: Callable[[], T], *, fallback: Callable[[Exception], T] | None = None
     ) -> T:
         """Run ``fn`` (one network call) under the breaker and the policy of ``operation``."""
-        if not self.breaker.allow():
+        breaker = self.breaker
+        if breaker.state != CLOSED and not breaker.allow():
             return self._degrade(operation, CircuitOpenError(f"cache {self.alias!r}: circuit open"), fallback)
         try:
             result = fn()
         except self._errors as exc:
             return self._failed(operation, exc, fallback)
-        self.breaker.record_success()
+        if breaker.state != CLOSED:  # the hot path skips the call: closed needs no bookkeeping
+            breaker.record_success()
         return result
 
     async def acall(
@@ -255,13 +257,15 @@ class Resilience:
         fallback: Callable[[Exception], T] | None = None,
     ) -> T:
         """The coroutine twin of :meth:`call`: ``fn`` returns an awaitable."""
-        if not self.breaker.allow():
+        breaker = self.breaker
+        if breaker.state != CLOSED and not breaker.allow():
             return self._degrade(operation, CircuitOpenError(f"cache {self.alias!r}: circuit open"), fallback)
         try:
             result = await fn()
         except self._errors as exc:
             return self._failed(operation, exc, fallback)
-        self.breaker.record_success()
+        if breaker.state != CLOSED:
+            breaker.record_success()
         return result
 
     def _failed(self, operation: str, exc: BaseException, fallback: Callable[[Exception], T] | None) -> T:

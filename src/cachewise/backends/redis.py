@@ -32,12 +32,18 @@ Hooks for the rest of cachewise (and users):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
-from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache, default_key_func
+from django.core.cache.backends.base import (
+    DEFAULT_TIMEOUT,
+    MEMCACHE_MAX_KEY_LENGTH,
+    BaseCache,
+    default_key_func,
+)
 
 from cachewise.resilience import Resilience, breaker_for
 
@@ -46,6 +52,8 @@ from .client import MISSING, RedisCacheClient, escape_pattern
 from .options import ALLOWED_OPTIONS, BackendOptions
 
 __all__ = ["ALLOWED_OPTIONS", "RedisCache"]
+
+_UNPORTABLE_CHARS = re.compile(r"[\x00-\x20\x7f]")
 
 
 def _infer_alias(location: str | list[str], params: dict[str, Any]) -> str:
@@ -92,6 +100,11 @@ class RedisCache(BaseCache):
     def decode(self, raw: bytes) -> Any:
         """The value stored as ``raw``; raises SerializationError (SignatureError if tampered)."""
         return self.options.format.decode(raw)
+
+    def validate_key(self, key: str) -> None:
+        """Django's key portability warnings; the usual clean key is checked without a generator."""
+        if len(key) > MEMCACHE_MAX_KEY_LENGTH or _UNPORTABLE_CHARS.search(key):
+            super().validate_key(key)
 
     def get_backend_timeout(self, timeout: float | object | None = DEFAULT_TIMEOUT) -> float | None:
         """Seconds until expiry (``None``: never; ``0``: now), sub-second values kept."""
