@@ -217,3 +217,22 @@ def test_metrics_endpoint_refuses_anonymous_and_accepts_the_bearer_token(client:
         assert b"cachewise_redis_up" in response.content
     with override_settings(CACHEWISE_METRICS_ALLOWED_IPS=["127.0.0.1"]):
         assert client.get("/cache/metrics/", REMOTE_ADDR="127.0.0.1").status_code == 200
+
+
+def test_collected_deltas_are_sent_as_a_signal_exactly_once() -> None:
+    from cachewise.signals import cache_metrics_collected
+
+    batches: list[dict[tuple[str, str], float]] = []
+
+    def receiver(alias: str, deltas: dict[tuple[str, str], float], **kwargs: Any) -> None:
+        batches.append(deltas)
+
+    cache_metrics_collected.connect(receiver)
+    try:
+        record("hit", "default", "article", 2)
+        record("bypass:authenticated", "default", "page", 1)
+        assert aggregate.flush("default")
+        assert aggregate.flush("default")  # nothing new: no second batch
+    finally:
+        cache_metrics_collected.disconnect(receiver)
+    assert batches == [{("hit", "article"): 2.0, ("bypass:authenticated", "page"): 1.0}]

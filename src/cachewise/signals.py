@@ -12,6 +12,7 @@ __all__ = [
     "cache_bypassed",
     "cache_degraded",
     "cache_invalidated",
+    "cache_metrics_collected",
     "circuit_state_changed",
     "stampede_recomputed",
 ]
@@ -35,3 +36,10 @@ cache_bypassed = Signal()
 #: A value was recomputed after a miss or an early refresh. Arguments: ``alias`` (str),
 #: ``namespace`` (str), ``seconds`` (float, measured compute time), ``mode`` (str).
 stampede_recomputed = Signal()
+
+#: A batch of this process's counter deltas was collected for export (every flush interval, on a
+#: stats read and at exit; never per request). Arguments: ``alias`` (str), ``deltas``
+#: (dict mapping ``(event, namespace)`` to the amount added since the previous batch). Each
+#: recorded amount is in exactly one batch, whether or not Redis is reachable, so a StatsD or
+#: Datadog receiver can forward them as counters. Sent with ``send_robust``.
+cache_metrics_collected = Signal()

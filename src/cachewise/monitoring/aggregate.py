@@ -153,8 +153,9 @@ class Aggregator:
         except Exception as exc:  # alias removed from settings, or its backend cannot be built
             self._log_failure(alias, exc)
             return False
-        if client is None:
-            return True  # not Redis: readers use this process's counts
+        if client is None:  # not Redis: readers use this process's counts; sinks get the deltas
+            _announce(alias, metrics.drain(alias))
+            return True
         try:
             # Resend the unacknowledged batch first, with its number: the script skips it if the
             # earlier attempt was applied and only its reply was lost.
@@ -162,6 +163,7 @@ class Aggregator:
                 self._send(client, alias, *self._pending[alias])
                 del self._pending[alias]
             deltas = metrics.drain(alias)
+            _announce(alias, deltas)
             if deltas:
                 self._seq += 1
                 self._pending[alias] = (self._seq, deltas, int(time.time() // 60))
@@ -250,6 +252,13 @@ class Aggregator:
         self._process_id = self._new_process_id()
         self._thread = None
         self._stop = threading.Event()
+
+
+def _announce(alias: str, deltas: dict[tuple[str, str], float]) -> None:
+    if deltas:
+        from cachewise.signals import cache_metrics_collected
+
+        cache_metrics_collected.send_robust(sender=Aggregator, alias=alias, deltas=dict(deltas))
 
 
 def _interval() -> float:

@@ -41,7 +41,7 @@ def _namespace_table(report: StatsReport) -> Table:
     table = Table(title=f"cache {report.alias!r}: namespaces", title_justify="left", expand=False)
     for name in ("namespace", "hits", "misses", "hit rate", "stale", "recomputes", "compute s"):
         table.add_column(name, justify="left" if name == "namespace" else "right")
-    for name in ("lock waits", "wait s", "bypasses", "errors"):
+    for name in ("lock waits", "wait s", "bypasses", "errors", "invalidations"):
         table.add_column(name, justify="right")
     for row in [*report.namespaces, report.total]:
         rate = row.hit_rate
@@ -58,6 +58,7 @@ def _namespace_table(report: StatsReport) -> Table:
             f"{row.lock_wait_seconds:.3f}",
             ", ".join(f"{k}: {_count(v)}" for k, v in sorted(row.bypasses.items())) or "0",
             _count(row.errors),
+            _count(row.invalidations),
             style="bold" if row.namespace == "*" else "",
             end_section=row is report.namespaces[-1] if report.namespaces else False,
         )

@@ -80,8 +80,13 @@ class Metrics:
             self._activate()
         if not self.enabled:
             return
+        key = (event, alias, namespace)
         with self._lock:
-            self._values[(event, alias, self._bounded(alias, namespace))] += value
+            values = self._values
+            if key in values:  # the hit path: a known counter, no namespace bookkeeping
+                values[key] += value
+            else:
+                values[(event, alias, self._bounded(alias, namespace))] += value
 
     def snapshot(self) -> dict[MetricKey, float]:
         """A copy of every counter, safe to iterate while requests keep recording."""
