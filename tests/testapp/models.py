@@ -46,3 +46,10 @@ class Article(models.Model):
 
     objects = CachewiseManager()
     cached = CachedRows(fields=["id", "title", "slug", "author__name", "category_id", "updated_at"], ttl=1800)
+
+
+class PageViews(models.Model):
+    """Counter tests: the database row a cachewise Counter flushes its counts into."""
+
+    page = models.IntegerField(unique=True)
+    views = models.BigIntegerField(default=0)
