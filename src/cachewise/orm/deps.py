@@ -14,13 +14,14 @@ included; every model is reduced to its concrete model so a proxy and its base s
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from django.apps import apps
 from django.core.exceptions import EmptyResultSet
-from django.db import models
+from django.db import connections, models
 from django.db.models.sql import Query
 
 __all__ = [
@@ -84,12 +85,14 @@ def _subqueries(node: Any) -> Iterator[Query]:
             yield from _subqueries(child)
 
 
-def _collect(query: Query, found: set[ModelType]) -> None:
+def _collect(query: Query, found: set[ModelType], in_sql: Callable[[str], bool]) -> None:
     if query.model is not None:
         found.add(_concrete(query.model))
     for alias, join in query.alias_map.items():
-        # Joins trimmed away (refcount 0) are not in the SQL: values("author_id") reads no Author.
-        if query.alias_refcount.get(alias, 0):
+        # The compiler restores refcounts after compiling, so ask the SQL instead: a join Django
+        # trimmed (values("author_id") needs no Author) has its alias in alias_map but not in
+        # the FROM clause. A false positive only adds a dependency, which is safe.
+        if in_sql(alias):
             found.add(_model_for_table(join.table_name))
     for table in query.extra_tables:
         found.add(_model_for_table(table))
@@ -97,9 +100,19 @@ def _collect(query: Query, found: set[ModelType]) -> None:
     roots.extend(item for item in query.order_by if not isinstance(item, str))
     for root in roots:
         for sub in _subqueries(root):
-            _collect(sub, found)
+            _collect(sub, found, in_sql)
     for combined in query.combined_queries:
-        _collect(combined, found)
+        _collect(combined, found, in_sql)
+
+
+def _alias_finder(sql: str, using: str) -> Callable[[str], bool]:
+    """Whether an alias occurs in ``sql``: quoted (table names) or bare (``T3``, ``U0``)."""
+    quote = connections[using].ops.quote_name
+
+    def in_sql(alias: str) -> bool:
+        return quote(alias) in sql or re.search(rf"\b{re.escape(alias)}\b", sql) is not None
+
+    return in_sql
 
 
 def compile_query(
@@ -119,7 +132,7 @@ def compile_query(
     except EmptyResultSet:
         sql = None
     found: set[ModelType] = set()
-    _collect(clone, found)
+    _collect(clone, found, (lambda alias: True) if sql is None else _alias_finder(sql[0], using))
     for model in list(found):
         found.update(_concrete(parent) for parent in model._meta.get_parent_list())
     return frozenset(found), sql
