@@ -20,11 +20,16 @@ from demo.scenarios import OutageResult, StampedeResult
 __all__ = ["bar_chart", "render_html", "write_html"]
 
 PLAIN_COLOR, CACHED_COLOR, FAIL_COLOR, MISS_COLOR = "#b0b7c3", "#2b7bb9", "#d9534f", "#f0ad4e"
-WIDTH, BAR_AREA = 640, 420
+WIDTH, BAR_AREA = 640, 380
 
 
 def _esc(value: object) -> str:
     return html.escape(str(value))
+
+
+def _number(value: float) -> str:
+    """Two decimals for small figures (0.03 queries), none for big ones (1,234 req/s)."""
+    return f"{value:,.2f}" if abs(value) < 10 else f"{value:,.0f}"
 
 
 def bar_chart(
@@ -51,7 +56,7 @@ def bar_chart(
             parts.append(f'<rect x="160" y="{by}" width="{width:.1f}" height="{bar_h - 2}" fill="{color}"/>')
             parts.append(
                 f'<text x="{164 + width:.1f}" y="{by + bar_h - 3}" font-size="11">'
-                f"{value:,.1f} {_esc(unit)}</text>"
+                f"{_number(value)} {_esc(unit)}</text>"
             )
     parts.append("</svg>")
     return "".join(parts)
@@ -96,11 +101,17 @@ def outage_chart(result: OutageResult, bucket: float = 0.25) -> str:
 
 def _table_html(table: Table) -> str:
     """A rich Table as an HTML table (same headers and cells as the terminal)."""
-    headers = "".join(f"<th>{_esc(column.header)}</th>" for column in table.columns)
+    aligns = [f' style="text-align:{column.justify}"' for column in table.columns]
+    headers = "".join(
+        f"<th{align}>{_esc(column.header)}</th>" for column, align in zip(table.columns, aligns, strict=True)
+    )
+    columns = [list(column.cells) for column in table.columns]
     rows = []
     for index in range(table.row_count):
-        cells = "".join(f"<td>{_esc(list(column.cells)[index])}</td>" for column in table.columns)
-        rows.append(f"<tr>{cells}</tr>")
+        row = "".join(
+            f"<td{align}>{_esc(cells[index])}</td>" for cells, align in zip(columns, aligns, strict=True)
+        )
+        rows.append(f"<tr>{row}</tr>")
     return f"<h2>{_esc(table.title)}</h2><table><tr>{headers}</tr>{''.join(rows)}</table>"
 
 
@@ -130,7 +141,7 @@ def _stampede_chart(result: StampedeResult) -> str:
 
 def render_html(results: DemoResults) -> str:
     """The whole report as one HTML document."""
-    from demo.report import HOW_TO_READ, outage_table, stampede_table, summary_lines, views_table
+    from demo.report import HOW_TO_READ, outage_table, stampede_table, stats_table, summary_lines, views_table
 
     body = [
         "<h1>cachewise demo report</h1>",
@@ -143,6 +154,8 @@ def render_html(results: DemoResults) -> str:
         body += [_table_html(stampede_table(results.stampede)), _stampede_chart(results.stampede)]
     if results.outage is not None:
         body += [_table_html(outage_table(results.outage)), outage_chart(results.outage)]
+    if results.stats is not None:
+        body.append(_table_html(stats_table(results.stats)))
     body += [f"<p>{_esc(line)}</p>" for line in summary_lines(results)]
     body += [
         f"<h2>How to read this</h2><p>{_esc(HOW_TO_READ)}</p>",

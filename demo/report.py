@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 from rich.table import Table
 
@@ -20,45 +22,37 @@ HOW_TO_READ = (
 )
 
 
-def _arrow(plain: float, cached: float | None, fmt: str) -> str:
-    if cached is None:
-        return format(plain, fmt) + " -> (not measured)"
-    return f"{format(plain, fmt)} -> {format(cached, fmt)}"
-
-
-def _view_row(view: ViewResult) -> list[str]:
-    plain, cached = view.plain, view.cached
-    speedup = f"{view.speedup:.1f}x" if view.speedup is not None else "-"
+def _figures(load: LoadResult, *, hits: bool) -> list[str]:
     return [
-        view.spec.label,
-        view.spec.pattern,
-        _arrow(plain.rps, cached.rps if cached else None, ",.0f"),
-        speedup,
-        _arrow(plain.latency(0.5), cached.latency(0.5) if cached else None, ".1f"),
-        _arrow(plain.latency(0.99), cached.latency(0.99) if cached else None, ".1f"),
-        _arrow(plain.queries_per_request, cached.queries_per_request if cached else None, ".2f"),
-        f"{cached.hit_rate:.0%}" if cached and view.spec.method == "GET" else "-",
-        str(plain.failures + (cached.failures if cached else 0)),
+        f"{load.rps:,.0f}",
+        f"{load.latency(0.5):.1f}",
+        f"{load.latency(0.99):.1f}",
+        f"{load.queries_per_request:.2f}",
+        f"{load.hit_rate:.0%}" if hits else "-",
+        str(load.failures),
     ]
 
 
+def _view_rows(view: ViewResult) -> list[list[str]]:
+    rows = [[view.spec.label, "uncached", *_figures(view.plain, hits=False), ""]]
+    if view.cached is None:
+        rows.append(["", f"{view.spec.short}: not in this checkout", "", "", "", "", "", "", ""])
+    else:
+        speedup = f"{view.speedup:.1f}x" if view.speedup is not None else "-"
+        hits = view.spec.method == "GET"
+        rows.append(["", view.spec.short, *_figures(view.cached, hits=hits), speedup])
+    return rows
+
+
 def views_table(results: DemoResults) -> Table:
-    """Uncached vs cachewise, one row per view."""
-    table = Table(title=f"Views: uncached -> cachewise ({results.requests_per_run} requests each)")
-    for header in (
-        "View",
-        "Pattern",
-        "req/s",
-        "speedup",
-        "p50 ms",
-        "p99 ms",
-        "queries/req",
-        "hit rate",
-        "failed",
-    ):
-        table.add_column(header, justify="left" if header in ("View", "Pattern") else "right")
+    """Uncached vs cachewise: two rows per view."""
+    table = Table(title=f"Views: uncached vs cachewise ({results.requests_per_run} requests each)")
+    headers = ("View", "Variant", "req/s", "p50 ms", "p99 ms", "queries/req", "hit rate", "failed", "speedup")
+    for header in headers:
+        table.add_column(header, justify="left" if header in ("View", "Variant") else "right")
     for view in results.views:
-        table.add_row(*_view_row(view))
+        for index, row in enumerate(_view_rows(view)):
+            table.add_row(*row, end_section=index == 1)
     return table
 
 
@@ -101,6 +95,25 @@ def outage_table(result: OutageResult) -> Table:
     return table
 
 
+def stats_table(stats: dict[str, Any]) -> Table:
+    """cachewise's own counters per namespace, summed over every worker (``cachewise stats``)."""
+    table = Table(title="cachewise's own counters, all workers (as `manage.py cachewise stats` shows them)")
+    headers = ("Namespace", "hits", "misses", "hit rate", "recomputes", "lock waits", "degraded", "errors")
+    for header in headers:
+        table.add_column(header, justify="left" if header == "Namespace" else "right")
+    counted = ("hits", "misses", "recomputes", "lock_waits", "degraded", "errors")
+    active = [row for row in stats["namespaces"] if any(row.get(name) for name in counted)]
+    for row in [*active, {**stats["total"], "namespace": "all"}]:
+        rate = row.get("hit_rate")
+        table.add_row(
+            row["namespace"],
+            *(f"{row.get(name, 0):,.0f}" for name in ("hits", "misses")),
+            "-" if rate is None else f"{rate:.0%}",
+            *(f"{row.get(name, 0):,.0f}" for name in counted[2:]),
+        )
+    return table
+
+
 def summary_lines(results: DemoResults) -> list[str]:
     """The one-line verdicts under the tables."""
     lines = []
@@ -123,6 +136,8 @@ def summary_lines(results: DemoResults) -> list[str]:
         )
     elif results.outage_skipped:
         lines.append(f"Outage: skipped ({results.outage_skipped}).")
+    if results.dashboard:
+        lines.append(results.dashboard[:1].upper() + results.dashboard[1:] + ".")
     if results.missing_features:
         lines.append(
             "Not measured (feature missing in this checkout): " + ", ".join(results.missing_features)
@@ -140,6 +155,8 @@ def print_report(results: DemoResults, console: Console) -> None:
         console.print(stampede_table(results.stampede))
     if results.outage is not None:
         console.print(outage_table(results.outage))
+    if results.stats is not None:
+        console.print(stats_table(results.stats))
     for line in summary_lines(results):
         console.print(line)
     console.print(f"\n[dim]How to read this: {HOW_TO_READ}[/]")

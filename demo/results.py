@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from demo.load import LoadResult
 from demo.scenarios import OutageResult, StampedeResult
@@ -16,6 +17,7 @@ class ViewSpec:
 
     label: str
     pattern: str
+    short: str
     feature: str
     plain_paths: tuple[str, ...]
     cached_paths: tuple[str, ...]
@@ -68,4 +70,7 @@ class DemoResults:
     stampede: StampedeResult | None = None
     outage: OutageResult | None = None
     outage_skipped: str = ""
+    #: ``cachewise stats --json``'s document at the end of the run (None without monitoring).
+    stats: dict[str, Any] | None = None
+    dashboard: str = ""
     seconds: float = 0.0

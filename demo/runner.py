@@ -30,6 +30,7 @@ class Sizes:
 
     articles: int
     requests: int
+    paths_per_view: int
     concurrency: int
     stampede_requesters: int
     stampede_rounds: int
@@ -38,8 +39,8 @@ class Sizes:
     @classmethod
     def for_run(cls, *, quick: bool, requests: int | None) -> Sizes:
         if quick:
-            return cls(600, requests or 60, 6, 12, 2, (1.5, 2.0, 1.5))
-        return cls(3000, requests or 400, 8, 16, 3, (3.0, 4.0, 3.0))
+            return cls(600, requests or 80, 4, 6, 12, 2, (1.5, 2.0, 1.5))
+        return cls(3000, requests or 400, 10, 8, 16, 3, (3.0, 4.0, 3.0))
 
 
 def _progress(console: Console) -> Progress:
@@ -82,22 +83,25 @@ def migrate_and_seed(articles: int) -> None:
     call_command("seed_blog", articles=articles, verbosity=0)
 
 
-def view_specs() -> list[ViewSpec]:
-    """The views to load, with request paths taken from the seeded rows."""
+def view_specs(paths_per_view: int) -> list[ViewSpec]:
+    """The views to load, each cycling through ``paths_per_view`` URLs of the seeded rows."""
     from demo.blog.models import Article, Category
 
-    slugs = list(Article.objects.order_by("pk").values_list("slug", flat=True)[:40])
-    pks = list(Article.objects.order_by("pk").values_list("pk", flat=True)[:20])
-    categories = list(Category.objects.order_by("pk").values_list("slug", flat=True))
-    pages = [f"articles/?page={page}" for page in range(1, 11)]
+    count = paths_per_view
+    slugs = list(Article.objects.order_by("pk").values_list("slug", flat=True)[:count])
+    pks = list(Article.objects.order_by("pk").values_list("pk", flat=True)[:count])
+    categories = list(Category.objects.order_by("pk").values_list("slug", flat=True)[:count])
+    pages = [f"articles/?page={page}" for page in range(1, count + 1)]
     details = [f"articles/{slug}/" for slug in slugs]
     api = [f"api/articles/?category={slug}" for slug in categories]
     counts = [f"api/articles/{pk}/view/" for pk in pks]
 
     def spec(label: str, pattern: str, feature: str, paths: list[str], method: str = "GET") -> ViewSpec:
+        short = pattern.split("(", 1)[0] if not pattern.startswith("{%") else "{% cache %}"
         return ViewSpec(
             label,
             pattern,
+            short,
             feature,
             tuple(f"/plain/{path}" for path in paths),
             tuple(f"/{path}" for path in paths),
@@ -105,11 +109,11 @@ def view_specs() -> list[ViewSpec]:
         )
 
     return [
-        spec("Home: aggregates", "@cached(ttl=600, stampede='lock')", "cached", [""]),
-        spec("Article list, 50 rows", "cache_page(300)", "cache_page", pages),
+        spec("Home (aggregates)", "@cached(ttl=600, stampede='lock')", "cached", [""]),
+        spec("Article list", "cache_page(300)", "cache_page", pages),
         spec("Article page", "{% cache ... depends_on=article %}", "cache_tag", details),
         spec("JSON list", "cached_list(queryset, ttl=600)", "cached_list", api),
-        spec("View counter (POST)", "Counter.incr() + flush()", "Counter", counts, "POST"),
+        spec("View counter POST", "Counter.incr() + flush()", "Counter", counts, "POST"),
     ]
 
 
@@ -140,7 +144,7 @@ def load_views(progress: Progress, base_url: str, sizes: Sizes, results: DemoRes
     """Load each view uncached then cached; check the counter's flush lost nothing."""
     from demo.blog.features import feature
 
-    for spec in view_specs():
+    for spec in view_specs(sizes.paths_per_view):
         # Warm the plain twin (templates, connections) so its first requests do not count.
         run_requests(base_url, spec.plain_paths, 10, method=spec.method, concurrency=2)
         plain = _load(progress, base_url, f"{spec.label}: uncached", spec, True, sizes)
@@ -201,6 +205,7 @@ def run_demo(stack: Stack, sizes: Sizes, console: Console) -> DemoResults:
     from django.db import connection
 
     from demo.blog.features import missing_features
+    from demo.monitoring import cachewise_stats, dashboard_status
     from demo.server import gunicorn
 
     started = time.perf_counter()
@@ -223,5 +228,8 @@ def run_demo(stack: Stack, sizes: Sizes, console: Console) -> DemoResults:
         load_views(progress, base_url, sizes, results)
         run_stampede(progress, base_url, sizes, results)
         run_outage(progress, base_url, stack, sizes, results)
+    # After Gunicorn stopped: its workers flushed their counters to Redis on the way out.
+    results.stats = cachewise_stats()
+    results.dashboard = dashboard_status()
     results.seconds = time.perf_counter() - started
     return results

@@ -21,7 +21,8 @@ def serve(port: int, console: Console) -> int:
         migrate_and_seed(3000)
     console.print(
         f"Blog: http://127.0.0.1:{port}/  (uncached twins under /plain/)\n"
-        f"Dashboard: http://127.0.0.1:{port}/cachewise/  (staff login: admin / admin, loopback only)\n"
+        f"Dashboard: http://127.0.0.1:{port}/cachewise/dashboard/\n"
+        "Staff login for the dashboard: admin / admin (the server listens on 127.0.0.1 only)\n"
         "Ctrl-C stops the site and the embedded Redis."
     )
     call_command("runserver", f"127.0.0.1:{port}", use_reloader=False, insecure_serving=True)

@@ -59,8 +59,19 @@ def start_stack(sqlite_path: str | None = None) -> Iterator[Stack]:
         django.setup()
         yield Stack(redis_url=url, redis=redis, prefix=prefix)
     finally:
+        _flush_metrics()
         if redis is not None:
             redis.stop()
+
+
+def _flush_metrics() -> None:
+    """Send this process's cachewise counters to Redis while it still runs (not at exit)."""
+    try:
+        from cachewise.monitoring.aggregate import flush
+    except ImportError:
+        return
+    with contextlib.suppress(Exception):
+        flush()
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -108,7 +119,15 @@ def gunicorn(*, workers: int = 2, threads: int = 8) -> Iterator[str]:
         "--graceful-timeout", "5",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, preexec_fn=_die_with_parent)  # noqa: PLW1509
+    # A session of its own: Ctrl-C reaches only the demo, which then stops Gunicorn gracefully
+    # (its workers flush their counters to Redis before Redis is stopped).
+    process = subprocess.Popen(
+        command,
+        cwd=REPO_ROOT,
+        env=env,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
+        start_new_session=True,
+    )
     try:
         wait_until_serving(port, process)
         yield f"http://127.0.0.1:{port}"

@@ -17,7 +17,7 @@ from cachewise.config import caches_from_url
 BASE_DIR = Path(__file__).resolve().parent
 SECRET_KEY = "cachewise-demo-only-not-a-secret"
 DEBUG = os.environ.get("CACHEWISE_DEMO_DEBUG") == "1"
-ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 ROOT_URLCONF = "demo.urls"
 WSGI_APPLICATION = "demo.wsgi.application"
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"

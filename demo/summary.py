@@ -11,18 +11,19 @@ from demo.scenarios import StampedeResult
 __all__ = ["headline"]
 
 
-def _load(load: LoadResult | None) -> dict[str, Any] | None:
+def _load(load: LoadResult | None, *, hits: bool = True) -> dict[str, Any] | None:
     if load is None:
         return None
-    return {
+    figures: dict[str, Any] = {
         "requests": load.requests,
         "failures": load.failures,
         "rps": round(load.rps, 1),
         "p50_ms": round(load.latency(0.5), 2),
         "p99_ms": round(load.latency(0.99), 2),
         "queries_per_request": round(load.queries_per_request, 3),
-        "hit_rate": round(load.hit_rate, 3),
     }
+    figures["hit_rate"] = round(load.hit_rate, 3) if hits else None
+    return figures
 
 
 def headline(results: DemoResults) -> dict[str, Any]:

@@ -91,9 +91,10 @@ class Command(BaseCommand):
             authors = self._authors(rng, options["authors"])
             self._articles(rng, options["articles"], authors, categories)
         self._staff_user()
-        self.stdout.write(
-            f"seeded {len(authors)} authors, {len(categories)} categories, {options['articles']} articles"
-        )
+        if options["verbosity"] > 0:
+            self.stdout.write(
+                f"seeded {len(authors)} authors, {len(categories)} categories, {options['articles']} articles"
+            )
 
     def _categories(self) -> list[Category]:
         rows = [Category(name=name, slug=name.lower()) for name in CATEGORIES]
