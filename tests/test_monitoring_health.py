@@ -219,3 +219,18 @@ def test_dashboard_redirects_anonymous_users_and_refuses_non_staff(
     user = django_user_model.objects.create_user("reader", password="pw")
     client.force_login(user)
     assert client.get("/cache/dashboard/").status_code == 403
+
+
+def test_a_non_redis_alias_reports_this_process_and_is_not_an_outage(cachewise_caches: Any) -> None:
+    local = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "monitoring-tests"}
+    with override_settings(CACHES={**cachewise_caches, "local": local}):
+        record("hit", "local", "article", 3)
+        out = StringIO()
+        call_command("cachewise", "stats", "--json", "--pings", "1", stdout=out)
+        document = json.loads(out.getvalue())
+    assert document["ok"] is True
+    report = {entry["alias"]: entry for entry in document["aliases"]}["local"]
+    assert report["source"] == "process"
+    assert report["redis"]["is_redis"] is False
+    assert report["alerts"] == []
+    assert report["total"]["hits"] == 3

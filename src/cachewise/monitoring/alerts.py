@@ -52,6 +52,8 @@ def hit_rate_alerts(scope: str, hits: float, misses: float) -> list[Alert]:
 
 def health_alerts(health: RedisHealth) -> list[Alert]:
     """Flag an unreachable Redis, evictions, a refusing policy, memory pressure and latency."""
+    if not health.is_redis:
+        return []
     if not health.reachable:
         return [Alert(CRITICAL, "redis_down", f"Redis unreachable: {health.error}")]
     alerts = _eviction_alerts(health)

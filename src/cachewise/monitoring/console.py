@@ -69,6 +69,10 @@ def _health_table(health: RedisHealth, breaker: str | None) -> Table:
     table = Table(title=f"cache {health.alias!r}: Redis", title_justify="left", show_header=False)
     table.add_column("metric")
     table.add_column("value", justify="right")
+    if not health.is_redis:
+        table.add_row("status", "not a Redis backend: no server health, counts from this process")
+        table.add_row("circuit breaker (this process)", breaker or "unknown")
+        return table
     if not health.reachable:
         table.add_row("status", Text(f"UNREACHABLE: {health.error}", style="bold red"))
         table.add_row("circuit breaker (this process)", breaker or "unknown")

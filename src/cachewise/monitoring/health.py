@@ -35,6 +35,8 @@ class RedisHealth:
     alias: str
     reachable: bool
     error: str | None = None
+    #: False when the alias's backend is not Redis: nothing to probe, and not an outage
+    is_redis: bool = True
     redis_version: str = ""
     keyspace_hits: int = 0
     keyspace_misses: int = 0
@@ -97,7 +99,7 @@ def redis_health(alias: str = "default", *, pings: int = 20) -> RedisHealth:
     except Exception as exc:
         return RedisHealth(alias, reachable=False, error=f"{type(exc).__name__}: {exc}")
     if client is None:
-        return RedisHealth(alias, reachable=False, error=f"cache alias {alias!r} is not a Redis backend")
+        return RedisHealth(alias, reachable=False, error="not a Redis backend", is_redis=False)
     try:
         return _collect(client, alias, pings)
     except Exception as exc:

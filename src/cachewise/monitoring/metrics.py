@@ -40,7 +40,8 @@ class Metrics:
     """Thread-safe counters keyed by (event, alias, namespace), with bounded namespaces."""
 
     def __init__(self, max_namespaces: int | None = None) -> None:
-        self.max_namespaces = max_namespaces
+        self._max_namespaces = max_namespaces
+        self.max_namespaces = max_namespaces or 200
         self._lock = threading.Lock()
         self._values: defaultdict[MetricKey, float] = defaultdict(float)
         self._flushed: dict[MetricKey, float] = {}
@@ -55,8 +56,7 @@ class Metrics:
 
         try:
             self.enabled = conf.METRICS_ENABLED
-            if self.max_namespaces is None:
-                self.max_namespaces = conf.METRICS_MAX_NAMESPACES
+            self.max_namespaces = self._max_namespaces or conf.METRICS_MAX_NAMESPACES
         except Exception:  # settings not configured (a bare script): count with defaults
             self.enabled = True
         self._ready = True
@@ -69,7 +69,7 @@ class Metrics:
         known = self._namespaces[alias]
         if namespace in known:
             return namespace
-        if len(known) >= (self.max_namespaces or 200):
+        if len(known) >= self.max_namespaces:
             return OTHER
         known.add(namespace)
         return namespace

@@ -134,6 +134,8 @@ def _redis_families(healths: list[RedisHealth]) -> Iterator[Any]:
         "cachewise_redis_ping_seconds", "PING round trip of the scrape's probe.", labels=["alias", "quantile"]
     )
     for health in healths:
+        if not health.is_redis:
+            continue
         up.add_metric([health.alias], 1.0 if health.reachable else 0.0)
         if not health.reachable:
             continue

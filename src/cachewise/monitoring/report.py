@@ -146,8 +146,8 @@ class StatsReport:
 
     @property
     def ok(self) -> bool:
-        """True when Redis answered (alerts are reported, but only an outage is a failure)."""
-        return self.health.reachable
+        """False only when the alias's Redis did not answer (alerts alone are not a failure)."""
+        return self.health.reachable or not self.health.is_redis
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON document of ``manage.py cachewise stats --json`` for this alias."""
