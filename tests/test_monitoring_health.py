@@ -90,7 +90,7 @@ def test_evictions_in_the_last_minutes_and_a_refusing_policy_raise_alerts(
     report = build_report("default", pings=3)
     assert report.health.evicted_keys > 0
     assert report.health.evictions_recent == report.health.evicted_keys
-    assert report.health.evictions_window_minutes == 2
+    assert report.health.evictions_window_minutes in (2, 3)  # 3 if a minute boundary passed
     assert "evictions" in {alert.code for alert in report.alerts}
     raw.config_set("maxmemory-policy", "noeviction")
     codes = {alert.code: alert.level for alert in build_report("default", pings=3).alerts}
