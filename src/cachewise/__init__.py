@@ -19,6 +19,7 @@ _EXPORTS: dict[str, str] = {
     "CachewiseError": "cachewise.exceptions",
     "CircuitOpenError": "cachewise.exceptions",
     "ConfigurationError": "cachewise.exceptions",
+    "Counter": "cachewise.counters",
     "EmbeddedRedis": "cachewise.embedded",
     "InvalidKeyError": "cachewise.exceptions",
     "LockError": "cachewise.exceptions",
@@ -42,6 +43,7 @@ __all__ = [
     "CachewiseError",
     "CircuitOpenError",
     "ConfigurationError",
+    "Counter",
     "EmbeddedRedis",
     "InvalidKeyError",
     "LockError",
@@ -63,6 +65,7 @@ if TYPE_CHECKING:  # pragma: no cover - static view of the lazy names
     from .clients import get_redis_client
     from .compute import NoStore, aget_or_compute, cached, get_or_compute
     from .config import caches_from_env, caches_from_url
+    from .counters import Counter
     from .embedded import EmbeddedRedis
     from .exceptions import (
         CacheServerError,

@@ -1,0 +1,186 @@
+"""Counter: atomic increments, one-round-trip reads, lossless flushes under concurrency."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from collections import Counter as Tally
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from django.db.models import F
+
+from cachewise import Counter
+from cachewise.counters import decode_id
+from cachewise.exceptions import CacheUnavailableError
+from cachewise.keys import encode_part
+from cachewise.store import get_store
+from cachewise.testing import EmbeddedRedis, RedisServerInfo
+from tests.testapp.models import PageViews
+
+from ._backends import BACKENDS, configured
+
+FORK = multiprocessing.get_context("fork")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(
+    request: pytest.FixtureRequest, redis_server: RedisServerInfo, cachewise_caches: dict[str, Any]
+) -> Iterator[str]:
+    with configured(request.param, redis_server, cachewise_caches) as kind:
+        yield kind
+
+
+def test_incr_get_and_get_many(backend: str) -> None:
+    views = Counter("article:views", ttl=3600)
+    assert views.incr(1) == 1
+    assert views.incr(1, 4) == 5
+    assert views.incr("slug-a") == 1
+    assert views.get(1) == 5
+    assert views.get_many([1, "slug-a", 99]) == {1: 5, "slug-a": 1, 99: 0}
+
+
+def test_flush_applies_each_count_once(backend: str) -> None:
+    views = Counter("page:views")
+    for page in (1, 2, 2, 3, 3, 3, "about"):
+        views.incr(page)
+    applied: Tally[Any] = Tally()
+    assert views.flush(lambda page, delta: applied.update({page: delta})) == {1: 1, 2: 2, 3: 3, "about": 1}
+    assert applied == Tally({1: 1, 2: 2, 3: 3, "about": 1})
+    assert views.flush(lambda page, delta: applied.update({page: delta})) == {}
+    assert views.get_many([1, 2, 3]) == {1: 0, 2: 0, 3: 0}
+
+
+def test_failed_apply_puts_the_counts_back(backend: str) -> None:
+    views = Counter("page:views")
+    for page in (1, 2, 3):
+        views.incr(page, 10)
+
+    def broken(page: int, delta: int) -> None:
+        raise RuntimeError("database down")
+
+    with pytest.raises(RuntimeError):
+        views.flush(broken)
+    assert views.get_many([1, 2, 3]) == {1: 10, 2: 10, 3: 10}
+    assert views.flush(lambda page, delta: None) == {1: 10, 2: 10, 3: 10}
+
+
+def test_incr_sets_the_ttl_once(redis_client: redis.Redis) -> None:
+    views = Counter("ttl:views", ttl=100)
+    views.incr(7)
+    full = get_store().value_key("{ttl:views}:7")
+    first = redis_client.pttl(full)
+    assert 90_000 < first <= 100_000
+    time.sleep(0.05)
+    views.incr(7)
+    assert redis_client.pttl(full) < first, "later increments do not push the expiry back"
+
+
+def test_redis_incr_and_get_many_are_one_round_trip(cachewise_caches: dict[str, Any]) -> None:
+    views = Counter("rt:views")
+    views.incr(1)  # load the script
+    client = get_store().client  # type: ignore[attr-defined]
+    calls: list[Any] = []
+    real = client.execute_command
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    client.execute_command = spy
+    try:
+        views.incr(2)
+        views.get_many([1, 2, 3, 4])
+    finally:
+        del client.execute_command
+    assert calls == ["EVALSHA", "MGET"]
+
+
+def test_ids_round_trip_through_the_index() -> None:
+    for counter_id in (0, 42, -7, "42", "slug", "None", "with space", "é"):
+        assert decode_id(encode_part(counter_id)) == counter_id
+    with pytest.raises(TypeError, match="int or str"):
+        Counter("x").incr(1.5)  # type: ignore[arg-type]
+
+
+def test_incr_raises_when_the_cache_is_down(disposable_redis: EmbeddedRedis) -> None:
+    from django.test import override_settings
+
+    from cachewise import caches_from_url
+
+    caches = caches_from_url(disposable_redis.url, key_prefix="down", sessions=False)
+    disposable_redis.kill()
+    with override_settings(CACHES=caches), pytest.raises(CacheUnavailableError):
+        Counter("down").incr(1)
+
+
+def test_concurrent_flushers_never_double_count(cachewise_caches: dict[str, Any]) -> None:
+    views = Counter("race:views", batch_size=7)
+    applied: Tally[Any] = Tally()
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def apply(page: int, delta: int) -> None:
+        with lock:
+            applied[page] += delta
+
+    def flusher() -> None:
+        while not stop.is_set():
+            views.flush(apply)
+
+    def incrementer(offset: int) -> None:
+        for i in range(1000):
+            views.incr((i + offset) % 25)
+
+    flushers = [threading.Thread(target=flusher) for _ in range(3)]
+    workers = [threading.Thread(target=incrementer, args=(n,)) for n in range(4)]
+    for thread in flushers + workers:
+        thread.start()
+    for thread in workers:
+        thread.join(timeout=60)
+    stop.set()
+    for thread in flushers:
+        thread.join(timeout=30)
+    views.flush(apply)
+    assert sum(applied.values()) == 4000
+    assert applied == Tally(dict.fromkeys(range(25), 160))
+
+
+def _increment(pages: int, count: int) -> None:
+    views = Counter("db:views")
+    for i in range(count):
+        views.incr(i % pages)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_8_processes_x_10000_increments_with_concurrent_flushes_reach_the_database_exactly(
+    cachewise_caches: dict[str, Any],
+) -> None:
+    pages, per_process, processes = 10, 10_000, 8
+    PageViews.objects.bulk_create([PageViews(page=page) for page in range(pages)])
+    views = Counter("db:views", batch_size=4)
+
+    def apply(page: int, delta: int) -> None:
+        PageViews.objects.filter(page=page).update(views=F("views") + delta)
+
+    children = [FORK.Process(target=_increment, args=(pages, per_process)) for _ in range(processes)]
+    for child in children:
+        child.start()
+    flushes = 0
+    while any(child.is_alive() for child in children):
+        views.flush(apply)  # the database applier runs in this process, concurrently
+        flushes += 1
+        time.sleep(0.01)
+    for child in children:
+        child.join(timeout=60)
+        assert child.exitcode == 0
+    views.flush(apply)
+
+    totals = dict(PageViews.objects.values_list("page", "views"))
+    assert sum(totals.values()) == processes * per_process
+    assert totals == dict.fromkeys(range(pages), processes * per_process // pages)
+    assert flushes > 3, "the flushes really ran while increments arrived"
