@@ -184,3 +184,38 @@ def test_8_processes_x_10000_increments_with_concurrent_flushes_reach_the_databa
     assert sum(totals.values()) == processes * per_process
     assert totals == dict.fromkeys(range(pages), processes * per_process // pages)
     assert flushes > 3, "the flushes really ran while increments arrived"
+
+
+@pytest.mark.django_db
+def test_flush_counters_command_drains_the_configured_counters(cachewise_caches: dict[str, Any]) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.test import override_settings
+
+    from tests.counters_app import page_views
+
+    PageViews.objects.bulk_create([PageViews(page=1), PageViews(page=2)])
+    for page in (1, 1, 2):
+        page_views.incr(page)
+    out = StringIO()
+    with override_settings(CACHEWISE_COUNTERS=["tests.counters_app.page_views"]):
+        call_command("cachewise", "flush-counters", stdout=out)
+    assert dict(PageViews.objects.values_list("page", "views")) == {1: 2, 2: 1}
+    assert "tests.counters_app.page_views" in out.getvalue()
+    assert page_views.get_many([1, 2]) == {1: 0, 2: 0}
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("tests.counters_app.not_a_counter", "not a cachewise Counter"),
+        ("tests.counters_app.no_apply", "no apply function"),
+        ("tests.counters_app.missing", "cannot import"),
+    ],
+)
+def test_flush_counters_command_explains_bad_paths(path: str, message: str) -> None:
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match=message):
+        call_command("cachewise", "flush-counters", "--counter", path)

@@ -90,8 +90,8 @@ def _policy(
     from .conf import conf
 
     _validate(ttl, stampede, beta, stale_ttl, stale_if_error)
-    lease = float(conf.get("LOCK_LEASE", 5.0)) if lease is None else float(lease)
-    max_wait = float(conf.get("LOCK_MAX_WAIT", 60.0))
+    lease = conf.LOCK_LEASE if lease is None else float(lease)
+    max_wait = conf.LOCK_MAX_WAIT
     return Policy(ttl, stampede, beta, stale_ttl, stale_if_error, lease, max_wait)
 
 

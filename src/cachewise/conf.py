@@ -114,6 +114,21 @@ class CachewiseSettings:
         """Connect the ORM invalidation receivers in ``ready()`` (every model's save/delete/m2m)."""
         return bool(self._get("ORM_INVALIDATION", True))
 
+    @property
+    def LOCK_LEASE(self) -> float:
+        """Seconds a single-flight lock lives unless renewed; a dead holder is replaced after it."""
+        return float(self._get("LOCK_LEASE", 5.0))
+
+    @property
+    def LOCK_MAX_WAIT(self) -> float:
+        """Seconds a caller waits for a live lock holder before computing the value itself."""
+        return float(self._get("LOCK_MAX_WAIT", 60.0))
+
+    @property
+    def COUNTERS(self) -> tuple[str, ...]:
+        """Dotted paths of Counter instances (created with ``apply=``) that flush-counters drains."""
+        return tuple(self._get("COUNTERS", ()))
+
     def get(self, name: str, default: Any = None) -> Any:
         """Read ``CACHEWISE_<name>`` for settings added by sub-modules, with a default."""
         return self._get(name, default)

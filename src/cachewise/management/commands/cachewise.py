@@ -17,6 +17,7 @@ SUBCOMMANDS: list[str] = [
     "cachewise.cli.ping",
     "cachewise.cli.stats",
     "cachewise.cli.bigkeys",
+    "cachewise.cli.flush_counters",
 ]
 
 
