@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the demo; return the process exit status."""
     args = parse_args(argv)
     console = Console()
-    from demo.server import start_stack
+    from cachewise.exceptions import EmbeddedRedisError
+    from demo.server import DemoError, start_stack
 
     try:
         with start_stack(args.sqlite) as stack:
@@ -45,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
             from demo.runner import Sizes, run_demo
 
             results = run_demo(stack, Sizes.for_run(quick=args.quick, requests=args.requests), console)
+    except (DemoError, EmbeddedRedisError) as exc:
+        console.print(f"[red]{exc}[/]")
+        return 1
     except KeyboardInterrupt:
         console.print("Interrupted: every server the demo started has been stopped.")
         return 130

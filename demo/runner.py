@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from demo.load import LoadResult, run_requests
 from demo.results import CounterCheck, DemoResults, ViewResult, ViewSpec
 from demo.scenarios import outage, stampede
-from demo.server import Stack
+from demo.server import DemoError, Stack
 
 __all__ = ["Sizes", "run_demo"]
 
@@ -62,15 +62,33 @@ def _task(progress: Progress, description: str, total: int | None) -> Iterator[C
         progress.update(task, completed=total)
 
 
-def check_and_ping(console: Console) -> tuple[str, str]:
-    """Run Django's system checks and ``cachewise ping``; return their output."""
-    from django.core.management import call_command, get_commands
+def check_and_ping() -> tuple[str, str]:
+    """Run Django's system checks and ``cachewise ping``; return their output.
+
+    Raise :class:`DemoError` with the command's message when a check fails or Redis does not
+    answer: nothing after this would mean anything.
+    """
+    from django.core.management import CommandError, get_commands
+
+    try:
+        return _check_and_ping(get_commands())
+    except CommandError as exc:
+        raise DemoError(f"the demo cannot start: {exc}") from exc
+
+
+def _check_and_ping(commands: dict[str, str]) -> tuple[str, str]:
+    from django.core.management import call_command
 
     checks = io.StringIO()
+    checks.write("$ manage.py check\n")
     call_command("check", stdout=checks, stderr=checks)
-    if "cachewise" not in get_commands():
+    # The production checklist's live checks of the Redis server too (deploy-only, tag caches).
+    checks.write("$ manage.py check --deploy --tag caches\n")
+    call_command("check", deploy=True, tags=["caches"], stdout=checks, stderr=checks)
+    if "cachewise" not in commands:
         return checks.getvalue().strip(), "(manage.py cachewise ping is not available in this checkout)"
     ping = io.StringIO()
+    ping.write("$ manage.py cachewise ping\n")
     call_command("cachewise", "ping", stdout=ping, stderr=ping)
     return checks.getvalue().strip(), ping.getvalue().strip()
 
@@ -219,7 +237,7 @@ def run_demo(stack: Stack, sizes: Sizes, console: Console) -> DemoResults:
         missing_features=missing_features(),
     )
     console.print("[bold]1.[/] System checks and cachewise ping")
-    results.checks, results.ping = check_and_ping(console)
+    results.checks, results.ping = check_and_ping()
     console.print(results.checks, results.ping, sep="\n")
     console.print(f"[bold]2.[/] Migrating and seeding {sizes.articles} articles")
     migrate_and_seed(sizes.articles)

@@ -14,7 +14,7 @@ def serve(port: int, console: Console) -> int:
     from demo.blog.models import Article
     from demo.runner import check_and_ping, migrate_and_seed
 
-    checks, ping = check_and_ping(console)
+    checks, ping = check_and_ping()
     console.print(checks, ping, sep="\n")
     call_command("migrate", verbosity=0, interactive=False)
     if not Article.objects.exists():

@@ -20,9 +20,16 @@ from pathlib import Path
 
 from cachewise.embedded import EmbeddedRedis, free_port
 
-__all__ = ["Stack", "gunicorn", "start_stack", "wait_until_serving"]
+__all__ = ["DemoError", "Stack", "gunicorn", "start_stack", "wait_until_serving"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+#: Configured as the production checklist asks: a memory cap, and evicting least-recently-used
+#: keys when it is reached rather than refusing writes.
+EMBEDDED_REDIS_ARGS = ("--maxmemory", "256mb", "--maxmemory-policy", "allkeys-lru")
+
+
+class DemoError(Exception):
+    """The demo cannot go on (a server did not start, a check failed); the message says why."""
 
 
 @dataclass
@@ -43,7 +50,7 @@ class Stack:
 def start_stack(sqlite_path: str | None = None) -> Iterator[Stack]:
     """Start Redis unless ``REDIS_URL`` is set, export the demo's settings, set up Django."""
     user_url = os.environ.get("REDIS_URL", "").strip()
-    redis = None if user_url else EmbeddedRedis().start()
+    redis = None if user_url else EmbeddedRedis(extra_args=EMBEDDED_REDIS_ARGS).start()
     try:
         url = user_url or (redis.url if redis else "")
         # A key prefix of this run's own: the cached variants start cold, and a shared server
@@ -92,16 +99,16 @@ def _get_status(host: str, port: int, path: str) -> int:
 
 
 def wait_until_serving(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    """Wait until the server answers a page, or raise RuntimeError with its exit status."""
+    """Wait until the server answers a page, or raise DemoError saying what went wrong."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with status {process.returncode} before serving")
+            raise DemoError(f"gunicorn exited with status {process.returncode} before serving")
         with contextlib.suppress(OSError, http.client.HTTPException):
             if _get_status("127.0.0.1", port, "/plain/") == 200:
                 return
         time.sleep(0.1)
-    raise RuntimeError(f"gunicorn did not answer on 127.0.0.1:{port} within {timeout:.0f} s")
+    raise DemoError(f"gunicorn did not answer on 127.0.0.1:{port} within {timeout:.0f} s")
 
 
 @contextlib.contextmanager
