@@ -311,8 +311,8 @@ def check_site_cache_with_authentication(
     """W005: Django's site-wide cache middleware on a site with AuthenticationMiddleware.
 
     Django's middleware stores every GET/HEAD page not marked private, whoever asked; cachewise's
-    middleware never stores a page for a logged-in user or one that sets a cookie, so only
-    Django's is flagged.
+    middleware does not store pages of logged-in users (or keys them per user) nor responses
+    that set a cookie, so only Django's is flagged.
     """
     stack = _middleware()
     django_cache = [path for path in stack if path in _DJANGO_SITE_CACHE]
@@ -325,7 +325,7 @@ def check_site_cache_with_authentication(
             "touching the session is stored and served to other visitors, and every logged-in "
             "user's pages are stored once per session cookie.",
             hint="Use cachewise.middleware.UpdateCacheMiddleware / FetchFromCacheMiddleware (never "
-            "stores pages of logged-in users) or cache per view with cachewise.decorators.cache_page.",
+            "shares a logged-in user's page) or cache per view with cachewise.decorators.cache_page.",
             obj="MIDDLEWARE",
             id="cachewise.W005",
         )
