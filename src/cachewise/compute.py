@@ -23,6 +23,7 @@ from the compute function, or give ``@cached(unless=predicate)``.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import hashlib
 import inspect
@@ -172,7 +173,11 @@ async def aget_or_compute(
     _async_flights[flight_key] = future
     try:
         work = Computation(_bridge(compute, loop), _unwrap)
-        value = await loop.run_in_executor(_executor, fetch, get_store(alias), key, policy, work)
+        # Run in a copy of the caller's context: the compute coroutine is scheduled back on the
+        # loop from that thread and must keep asgiref's context (its thread-sensitive executor),
+        # or a sync view it awaits through sync_to_async deadlocks under async_to_sync.
+        ctx = contextvars.copy_context()
+        value = await loop.run_in_executor(_executor, ctx.run, fetch, get_store(alias), key, policy, work)
     except BaseException as exc:
         future.set_exception(exc)
         future.exception()  # mark retrieved: followers re-raise it, nobody else must
@@ -272,7 +277,8 @@ class _AsyncCachedFunction(_CachedFunction):
         loop = asyncio.get_running_loop()
         work = Computation(_bridge(self._compute(args, kwargs), loop), _unwrap)
         store, key = get_store(self._alias), self.key(*args, **kwargs)
-        return await loop.run_in_executor(_executor, refresh, store, key, policy, work)
+        ctx = contextvars.copy_context()  # keep asgiref's context, as in aget_or_compute
+        return await loop.run_in_executor(_executor, ctx.run, refresh, store, key, policy, work)
 
 
 def cached(
