@@ -192,5 +192,5 @@ def plain(request: HttpRequest) -> HttpResponse:
     return HttpResponse(f"plain {request.path} {_user(request)} n={rendered('plain')}")
 
 
-async def async_plain(request: HttpRequest) -> HttpResponse:
+async def async_plain(request: HttpRequest, name: str) -> HttpResponse:
     return HttpResponse(f"async plain {request.path} n={rendered('async_plain')}")
