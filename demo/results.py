@@ -46,6 +46,7 @@ class CounterCheck:
 
     sent: int
     flushed_into_database: int
+    output: str = ""
 
     @property
     def lost(self) -> int:

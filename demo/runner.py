@@ -39,7 +39,7 @@ class Sizes:
     @classmethod
     def for_run(cls, *, quick: bool, requests: int | None) -> Sizes:
         if quick:
-            return cls(600, requests or 80, 4, 6, 12, 2, (1.5, 2.0, 1.5))
+            return cls(600, requests or 150, 4, 6, 12, 2, (1.5, 2.0, 1.5))
         return cls(3000, requests or 400, 10, 8, 16, 3, (3.0, 4.0, 3.0))
 
 
@@ -178,8 +178,10 @@ def load_views(progress: Progress, base_url: str, sizes: Sizes, results: DemoRes
 def _flush_counter(load: LoadResult, before: int) -> CounterCheck:
     from demo.blog.counters import flush_views
 
-    flush_views()
-    return CounterCheck(sent=load.requests - load.failures, flushed_into_database=_views_sum() - before)
+    output = flush_views()
+    return CounterCheck(
+        sent=load.requests - load.failures, flushed_into_database=_views_sum() - before, output=output
+    )
 
 
 def run_stampede(progress: Progress, base_url: str, sizes: Sizes, results: DemoResults) -> None:

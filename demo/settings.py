@@ -101,6 +101,8 @@ CACHES = caches_from_url(_redis_url(), key_prefix=os.environ.get("CACHEWISE_DEMO
 SESSION_ENGINE = "django.contrib.sessions.backends.cache"
 SESSION_CACHE_ALIAS = "sessions"
 LOGIN_URL = "/admin/login/"
+#: Drained by ``manage.py cachewise flush-counters``.
+CACHEWISE_COUNTERS = ["demo.blog.counters.article_views"]
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,96 @@
+"""The demo's quick run: it finishes, writes its reports, and its figures are sane.
+
+The demo runs as a user runs it (``python -m demo``, in a subprocess with its own embedded Redis
+and SQLite file) in quick mode; the figures asserted here are the ones it measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path, str]:
+    tmp = tmp_path_factory.mktemp("demo")
+    env = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "DATABASE_URL")}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    command = [
+        sys.executable, "-m", "demo", "--quick",
+        "--sqlite", str(tmp / "demo.sqlite3"),
+        "--html", str(tmp / "report.html"),
+        "--json", str(tmp / "headline.json"),
+    ]  # fmt: skip
+    completed = subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=110, check=False
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    return json.loads((tmp / "headline.json").read_text()), tmp / "report.html", completed.stdout
+
+
+def test_report_is_printed_and_written_as_html(demo_run: tuple[dict[str, Any], Path, str]) -> None:
+    _, html_path, stdout = demo_run
+    assert "cachewise demo report" in stdout
+    assert "Views: uncached vs cachewise" in stdout
+    html = html_path.read_text()
+    assert html.count("<svg") >= 4
+    assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing fetched
+
+
+def test_demo_starts_with_checks_and_ping(demo_run: tuple[dict[str, Any], Path, str]) -> None:
+    _, _, stdout = demo_run
+    assert "System check identified no issues" in stdout
+
+
+def test_no_request_failed_under_load(demo_run: tuple[dict[str, Any], Path, str]) -> None:
+    headline, _, _ = demo_run
+    for view in headline["views"].values():
+        for variant in ("plain", "cached"):
+            if view[variant] is not None:
+                assert view[variant]["failures"] == 0, view
+
+
+def test_cached_views_are_faster_than_uncached(demo_run: tuple[dict[str, Any], Path, str]) -> None:
+    headline, _, _ = demo_run
+    measured = {name: view for name, view in headline["views"].items() if view["cached"] is not None}
+    assert measured, headline
+    for name, view in measured.items():
+        # The median is robust to the shared machine's hiccups over a short quick run.
+        assert view["cached"]["p50_ms"] < view["plain"]["p50_ms"], (name, view)
+        assert view["cached"]["queries_per_request"] < view["plain"]["queries_per_request"], (name, view)
+        if name != "Counter":  # a write: no hits to count
+            assert view["cached"]["hit_rate"] > 0.5, (name, view)
+    plain_seconds = sum(view["plain"]["requests"] / view["plain"]["rps"] for view in measured.values())
+    cached_seconds = sum(view["cached"]["requests"] / view["cached"]["rps"] for view in measured.values())
+    assert cached_seconds < plain_seconds, headline
+
+
+def test_counter_flush_loses_no_increment(demo_run: tuple[dict[str, Any], Path, str]) -> None:
+    headline, _, _ = demo_run
+    if "counter" not in headline:
+        pytest.fail(f"the counter view was not measured: missing {headline['missing_features']}")
+    assert headline["counter"]["sent"] > 0
+    assert headline["counter"]["flushed"] == headline["counter"]["sent"]
+
+
+def test_stampede_recomputes_once_per_expiry(demo_run: tuple[dict[str, Any], Path, str]) -> None:
+    stampede = demo_run[0]["stampede"]
+    assert stampede["naive_per_expiry"] > 1  # the scenario does stampede without protection
+    assert stampede["cached_computes"], "the @cached stampede scenario did not run"
+    assert all(computes == 1 for computes in stampede["cached_computes"]), stampede
+    assert stampede["cached_failures"] == 0
+
+
+def test_outage_fails_no_request_and_recovers(demo_run: tuple[dict[str, Any], Path, str]) -> None:
+    outage = demo_run[0]["outage"]
+    assert outage["during"] > 0  # requests really were served while Redis was down
+    assert outage["failures"] == 0, outage
+    assert outage["recovered_after"] is not None, outage
