@@ -58,7 +58,7 @@ def _backend_class(backend: str) -> type | None:
 
     try:
         cls = import_string(backend)
-    except ImportError:
+    except Exception:  # a backend that cannot even be imported is reported by Django, not here
         return None
     return cls if isinstance(cls, type) else None
 
