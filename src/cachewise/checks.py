@@ -360,7 +360,7 @@ def _memory_messages(target: RedisTarget, info: Mapping[str, Any]) -> Messages:
     if maxmemory == 0:
         return [
             CheckWarning(
-                f"Redis at {target.display} has no maxmemory: it grows until the machine runs out "
+                f"Redis at {target.address} has no maxmemory: it grows until the machine runs out "
                 "of memory (swap, or the OOM killer stops the server) instead of evicting old entries.",
                 hint="Set maxmemory (e.g. 75% of the memory Redis may use) and "
                 "maxmemory-policy allkeys-lru or allkeys-lfu.",
@@ -371,7 +371,7 @@ def _memory_messages(target: RedisTarget, info: Mapping[str, Any]) -> Messages:
     if policy == "noeviction":
         return [
             CheckWarning(
-                f"Redis at {target.display} has maxmemory-policy noeviction: once memory is full it "
+                f"Redis at {target.address} has maxmemory-policy noeviction: once memory is full it "
                 "refuses every write, so pages stop being cached and invalidations (version bumps), "
                 "stampede locks and counters fail with OOM errors.",
                 hint="Use maxmemory-policy allkeys-lru or allkeys-lfu; cachewise's version counters "

@@ -104,6 +104,11 @@ class RedisTarget:
         return f"{redact_url(self.url)} (db {self.db})"
 
     @property
+    def address(self) -> str:
+        """``host:port``, or the socket path: the server, whatever the database."""
+        return f"{self.host}:{self.port}" if self.port else self.host
+
+    @property
     def server(self) -> tuple[str, int, int]:
         """``(host or socket path, port, db)``: two aliases with equal ``server`` share a keyspace."""
         return (self.host, self.port, self.db)
