@@ -34,7 +34,6 @@ from django.core.checks import Warning as CheckWarning
 
 from .exceptions import ConfigurationError
 from .redis_probe import (
-    DJANGO_REDIS_PACKAGE_BACKEND,
     RedisTarget,
     connect,
     explain_error,
@@ -226,7 +225,7 @@ def _has_socket_timeout(entry: Mapping[str, Any], target: RedisTarget) -> bool:
     if is_cachewise_backend(entry.get("BACKEND")):
         # The backend defaults it (0.5 s); only an explicit None switches it off.
         return "socket_timeout" not in options or options["socket_timeout"] is not None
-    if str(entry.get("BACKEND", "")).startswith(DJANGO_REDIS_PACKAGE_BACKEND.split(".", 1)[0]):
+    if str(entry.get("BACKEND", "")).startswith("django_redis."):  # its own upper-case OPTIONS
         pool_kwargs = options.get("CONNECTION_POOL_KWARGS") or {}
         return options.get("SOCKET_TIMEOUT") is not None or pool_kwargs.get("socket_timeout") is not None
     return options.get("socket_timeout") is not None
