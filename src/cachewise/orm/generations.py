@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -124,8 +125,22 @@ class _RedisPath:
 _scripts: dict[str, Any] = {}
 
 
+_NO_REDIS = _RedisPath(None, repr, repr)
+_paths: weakref.WeakKeyDictionary[BaseCache, _RedisPath] = weakref.WeakKeyDictionary()
+
+
 def _redis_path(cache: BaseCache) -> _RedisPath | None:
-    """The raw client and value codec of a Redis-backed cache; None for any other backend."""
+    """The raw client and value codec of a Redis-backed cache; None for any other backend.
+
+    Decided once per cache object (a new object replaces it when ``CACHES`` changes).
+    """
+    path = _paths.get(cache)
+    if path is None:
+        path = _paths[cache] = _find_redis_path(cache)
+    return None if path is _NO_REDIS else path
+
+
+def _find_redis_path(cache: BaseCache) -> _RedisPath:
     from redis.cluster import RedisCluster
 
     from cachewise.store import codec_of, redis_client_of
@@ -133,9 +148,27 @@ def _redis_path(cache: BaseCache) -> _RedisPath | None:
     client = redis_client_of(cache)
     # A script may only touch keys of one slot on a cluster: use the generic path there.
     if client is None or isinstance(client, RedisCluster):
-        return None
+        return _NO_REDIS
     codec = codec_of(cache)
     return _RedisPath(client, codec.encode, codec.decode)
+
+
+_full_keys: weakref.WeakKeyDictionary[BaseCache, dict[str, str]] = weakref.WeakKeyDictionary()
+_FULL_KEYS_MAX = 10_000
+
+
+def _full(cache: BaseCache, keys: Sequence[str]) -> list[str]:
+    """``cache.make_and_validate_key`` of each key, memoised per cache object (bounded)."""
+    memo = _full_keys.get(cache)
+    if memo is None or len(memo) > _FULL_KEYS_MAX:
+        memo = _full_keys[cache] = {}
+    out = []
+    for key in keys:
+        full = memo.get(key)
+        if full is None:
+            full = memo[key] = cache.make_and_validate_key(key)
+        out.append(full)
+    return out
 
 
 def _script(client: Any, source: str) -> Any:
@@ -143,6 +176,23 @@ def _script(client: Any, source: str) -> Any:
     if script is None:
         script = _scripts[source] = client.register_script(source)
     return script
+
+
+_shas: dict[str, str] = {}
+
+
+def _eval(client: Any, source: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    """EVALSHA with one load on NOSCRIPT (a restarted or flushed server forgets scripts)."""
+    from redis.exceptions import NoScriptError
+
+    sha = _shas.get(source)
+    if sha is None:
+        sha = _shas[source] = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+    try:
+        return client.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+    except NoScriptError:
+        client.script_load(source)
+        return client.execute_command("EVALSHA", sha, len(keys), *keys, *args)
 
 
 def _as_int(raw: Any) -> int | None:
@@ -163,10 +213,10 @@ def read(
     """
     cache = caches[alias]
     path = _redis_path(cache)
-    full = [cache.make_and_validate_key(key) for key in (*value_keys, *counter_keys)]
+    full = _full(cache, [*value_keys, *counter_keys])
     if path is not None:
         args = [len(value_keys), _now_us(), counter_ttl]
-        raw = _script(path.client, _READ_LUA)(keys=full, args=args, client=path.client)
+        raw = _eval(path.client, _READ_LUA, full, args)
         values = [MISSING if item is None else path.decode(item) for item in raw[: len(value_keys)]]
         return values, [int(item) for item in raw[len(value_keys) :]]
     return _read_generic(cache, value_keys, counter_keys, counter_ttl)
@@ -208,7 +258,7 @@ def store(alias: str, entries: Sequence[Entry]) -> None:
     script = _script(path.client, _FILL_LUA)
     pipe = path.client.pipeline(transaction=False)
     for entry in entries:
-        keys = [cache.make_and_validate_key(key) for key in (entry.key, *entry.counter_keys)]
+        keys = _full(cache, [entry.key, *entry.counter_keys])
         payload = path.encode([list(entry.stamp), entry.data])
         script(keys=keys, args=[entry.ttl, payload, *entry.stamp], client=pipe)
     pipe.execute()
@@ -221,8 +271,8 @@ def bump(alias: str, counter_keys: Sequence[str], counter_ttl: int) -> None:
     cache = caches[alias]
     path = _redis_path(cache)
     if path is not None:
-        full = [cache.make_and_validate_key(key) for key in counter_keys]
-        _script(path.client, _BUMP_LUA)(keys=full, args=[_now_us(), counter_ttl], client=path.client)
+        full = _full(cache, counter_keys)
+        _eval(path.client, _BUMP_LUA, full, [_now_us(), counter_ttl])
         return
     now = _now_us()
     for key in counter_keys:

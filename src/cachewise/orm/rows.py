@@ -23,6 +23,7 @@ outlives a create cachewise can see.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from collections.abc import Iterable, Sequence
@@ -32,7 +33,7 @@ from typing import Any
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import models, router
 
-from cachewise.keys import make_key
+from cachewise.keys import MAX_KEY_LENGTH, encode_part, make_key
 from cachewise.monitoring.metrics import record
 
 from . import generations, txn
@@ -67,6 +68,17 @@ def _check_path(model: ModelType, path: str) -> None:
                     f"CachedRows on {model._meta.label}: {part!r} in {path!r} is not a relation"
                 )
             opts = field.related_model._meta
+
+
+@functools.lru_cache(maxsize=256)
+def _key_head(namespace: str, parts: tuple[str, ...]) -> str:
+    return make_key(namespace, *parts) + ":"
+
+
+def _key_with(namespace: str, parts: tuple[str, ...], pk: Any) -> str:
+    """``make_key(namespace, *parts, pk)`` without re-validating the constant head per pk."""
+    key = _key_head(namespace, parts) + encode_part(pk)
+    return key if len(key) <= MAX_KEY_LENGTH else make_key(namespace, *parts, pk)
 
 
 @dataclass(frozen=True)
@@ -162,8 +174,8 @@ class RowCache:
         if not (txn.cache_readable(using) and delivered(alias)):
             record("bypass:transaction", alias, plan.namespace)
             return {pk: row for pk, row in self._query(plan, pks).items() if row is not None}
-        row_keys = [make_key(plan.namespace, "row", plan.field_hash, pk) for pk in pks]
-        rv_keys = [generations.counter_key(plan.label, "rv", pk) for pk in pks]
+        row_keys = [_key_with(plan.namespace, ("row", plan.field_hash), pk) for pk in pks]
+        rv_keys = [_key_with(plan.namespace, ("rv",), pk) for pk in pks]
         try:
             entries, counters = generations.read(
                 alias, row_keys, [*rv_keys, *plan.dep_counters], counter_ttl()
@@ -171,10 +183,11 @@ class RowCache:
         except Exception:
             record("error", alias, plan.namespace)
             entries, counters = [generations.MISSING] * len(pks), None
-        return self._answer(plan, pks, row_keys, rv_keys, entries, counters)
+        return self._answer(alias, plan, pks, row_keys, rv_keys, entries, counters)
 
     def _answer(
         self,
+        alias: str,
         plan: _Plan,
         pks: list[Any],
         row_keys: list[str],
@@ -182,7 +195,6 @@ class RowCache:
         entries: list[Any],
         counters: list[int] | None,
     ) -> dict[Any, dict[str, Any]]:
-        alias = orm_alias()
         shared = counters[len(pks) :] if counters is not None else []
         result: dict[Any, dict[str, Any] | None] = {}
         misses: list[int] = []
