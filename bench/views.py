@@ -1,0 +1,208 @@
+"""Page cache throughput: cachewise's cache_page against Django's, behind Gunicorn on loopback.
+
+Serves ``bench/views_site.py`` with Gunicorn (2 sync workers, Django's default middleware) on
+127.0.0.1 and loads it with a bounded built-in client (a few processes x threads, one
+``http.client`` request at a time each; ``wrk`` is used instead when it is on PATH). Variants:
+
+* ``trivial``: ``HttpResponse("ok")``, the floor
+* ``list``: 50 articles with their author through a template, uncached (SQLite)
+* ``django``: the list under Django's ``cache_page`` on Django's built-in ``RedisCache``
+* ``django-cw-backend``: Django's ``cache_page`` on cachewise's backend
+* ``cachewise``: the list under ``cachewise.decorators.cache_page``
+
+Rounds are interleaved (every variant once per round, shuffled); prints the median req/s and p99
+per variant, the ratios cachewise/django and cachewise/trivial, and peak RSS::
+
+    .venv/bin/python bench/views.py [--seconds 4] [--rounds 3] [--clients 2] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import multiprocessing
+import os
+import random
+import re
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VARIANTS = ("trivial", "list", "django", "django-cw-backend", "cachewise")
+
+
+def _load_worker(args: tuple[int, str, int, float]) -> list[float]:
+    """Request ``path`` from ``threads`` threads until ``seconds`` pass; return the latencies."""
+    import threading
+
+    port, path, threads, seconds = args
+    latencies: list[list[float]] = [[] for _ in range(threads)]
+    deadline = time.monotonic() + seconds
+
+    def run(out: list[float]) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        while time.monotonic() < deadline and len(out) < 200_000:
+            started = time.perf_counter()
+            connection.request("GET", path)
+            response = connection.getresponse()
+            response.read()
+            if response.status != 200:
+                raise RuntimeError(f"{path} answered {response.status}")
+            out.append(time.perf_counter() - started)
+            if response.getheader("Connection", "").lower() == "close":
+                connection.close()  # Gunicorn's sync workers close after each response
+        connection.close()
+
+    workers = [threading.Thread(target=run, args=(out,)) for out in latencies]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=seconds + 30)
+    return [value for out in latencies for value in out]
+
+
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if ordered else 0.0
+
+
+def _builtin_load(
+    pool: multiprocessing.pool.Pool, port: int, path: str, clients: int, threads: int, seconds: float
+) -> tuple[float, float]:
+    started = time.monotonic()
+    results = pool.map(_load_worker, [(port, path, threads, seconds)] * clients)
+    wall = time.monotonic() - started
+    latencies = [value for result in results for value in result]
+    # Requests over the load window (spawned workers are already running: wall ~ seconds).
+    return len(latencies) / max(wall, seconds), _p99(latencies) * 1000
+
+
+def _wrk_load(port: int, path: str, clients: int, threads: int, seconds: float) -> tuple[float, float]:
+    output = subprocess.run(
+        ["wrk", f"-t{clients}", f"-c{clients * threads}", f"-d{int(seconds)}s", "--latency",
+         f"http://127.0.0.1:{port}{path}"],
+        capture_output=True, text=True, check=True, timeout=seconds + 30,
+    ).stdout  # fmt: skip
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", output).groups()  # type: ignore[union-attr]
+    return rps, float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def _setup_data(tmp: str, redis_url: str) -> None:
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="bench.views_site",
+        CW_BENCH_SQLITE=os.path.join(tmp, "bench.sqlite3"),
+        CW_BENCH_REDIS_URL=redis_url,
+        CW_BENCH_PREFIX=f"cwbench{os.getpid()}",
+    )
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", run_syncdb=True, verbosity=0)
+    from tests.testapp.models import Article, Author
+
+    authors = [Author.objects.create(name=f"Author {i}") for i in range(10)]
+    Article.objects.bulk_create(
+        Article(title=f"Article number {i}", slug=f"a-{i}", author=authors[i % 10]) for i in range(60)
+    )
+
+
+@contextlib.contextmanager
+def _gunicorn(port: int) -> Iterator[subprocess.Popen[bytes]]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
+    command = [
+        sys.executable, "-m", "gunicorn", "django.core.wsgi:get_wsgi_application()",
+        "--bind", f"127.0.0.1:{port}", "--workers", "2", "--worker-class", "sync",
+        "--log-level", "warning", "--timeout", "60", "--graceful-timeout", "5",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("gunicorn did not start")
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                connection.request("GET", "/trivial/")
+                if connection.getresponse().status == 200:
+                    break
+            time.sleep(0.2)
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def _report(results: dict[str, list[tuple[float, float]]]) -> None:
+    med = {v: statistics.median(r for r, _ in results[v]) for v in VARIANTS}
+    p99 = {v: statistics.median(p for _, p in results[v]) for v in VARIANTS}
+    print(f"{'variant':<20}{'req/s (median)':>16}{'p99 ms':>10}{'x trivial':>11}{'x django':>10}")
+    for variant in VARIANTS:
+        print(
+            f"{variant:<20}{med[variant]:>16.0f}{p99[variant]:>10.1f}"
+            f"{med[variant] / med['trivial']:>11.2f}{med[variant] / med['django']:>10.2f}"
+        )
+    print(
+        f"\ncachewise / django cache_page: {med['cachewise'] / med['django']:.2f}x (target >= 0.9)"
+        f"\ncachewise / trivial floor:     {med['cachewise'] / med['trivial']:.2f}x (target >= 0.7)"
+        f"\ncachewise / uncached list:     {med['cachewise'] / med['list']:.1f}x"
+    )
+    per_round = ", ".join(f"{r:.0f}" for r, _ in results["cachewise"])
+    print(f"cachewise req/s per round: {per_round}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=4.0, help="load per variant and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=2, help="client processes")
+    parser.add_argument("--threads", type=int, default=2, help="threads per client process")
+    args = parser.parse_args()
+    sys.path[:0] = [str(ROOT), str(ROOT / "src")]
+    from cachewise.embedded import EmbeddedRedis, free_port
+
+    use_wrk = shutil.which("wrk") is not None
+    generator = "wrk" if use_wrk else "built-in (http.client)"
+    print(f"load generator: {generator}; {args.clients} x {args.threads} connections, ", end="")
+    print(f"{args.seconds:.0f} s x {args.rounds} rounds")
+    results: dict[str, list[tuple[float, float]]] = {v: [] for v in VARIANTS}
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        redis = EmbeddedRedis().start()
+        stack.callback(redis.stop)
+        _setup_data(tmp, redis.url)
+        port = free_port()
+        stack.enter_context(_gunicorn(port))
+        pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(args.clients))
+        for variant in VARIANTS:  # warm up: fill the caches, load templates and connections
+            _builtin_load(pool, port, f"/{variant}/", 1, 1, 0.5)
+        for _ in range(args.rounds):
+            for variant in random.sample(VARIANTS, len(VARIANTS)):
+                path = f"/{variant}/"
+                if use_wrk:
+                    results[variant].append(_wrk_load(port, path, args.clients, args.threads, args.seconds))
+                else:
+                    results[variant].append(
+                        _builtin_load(pool, port, path, args.clients, args.threads, args.seconds)
+                    )
+    _report(results)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS: bench process {own:.0f} MiB; largest child process {children:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
