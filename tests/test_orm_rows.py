@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -144,3 +145,45 @@ def test_cache_outage_reads_from_the_database(
         row = Article.cached.get(article.pk)
     assert row is not None
     assert row["title"] == "First"
+
+
+@pytest.fixture(params=["django-redis", "locmem"])
+def other_backend(request: pytest.FixtureRequest, settings: Any, redis_server: Any) -> Iterator[str]:
+    """The same behaviour on Django's built-in RedisCache (Lua path) and LocMem (generic path)."""
+    if request.param == "locmem":
+        backend = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "orm-generic"}
+    else:
+        backend = {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_server.url,
+            "KEY_PREFIX": f"orm-django-{id(request)}",
+        }
+    settings.CACHES = {"default": backend}
+    yield request.param
+    caches["default"].clear()
+
+
+def test_other_backends_hit_invalidate_and_refuse_stale_fills(
+    other_backend: str, article: Article, monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
+) -> None:
+    with django_assert_num_queries(1):
+        Article.cached.get(article.pk)
+    with django_assert_num_queries(0):
+        assert Article.cached.get(article.pk)["title"] == "First"  # type: ignore[index]
+    article.title = "Second"
+    article.save()
+    with django_assert_num_queries(1):
+        assert Article.cached.get(article.pk)["title"] == "Second"  # type: ignore[index]
+    real_query = RowCache._query
+
+    def query_then_concurrent_write(self: RowCache, plan: Any, pks: list[Any]) -> Any:
+        old = real_query(self, plan, pks)
+        Article.objects.filter(pk=article.pk).update(title="Third")
+        return old
+
+    Author.objects.filter(pk=article.author_id).update(name="Bea")  # invalidates every row
+    monkeypatch.setattr(RowCache, "_query", query_then_concurrent_write)
+    assert Article.cached.get(article.pk)["title"] == "Second"  # type: ignore[index]
+    monkeypatch.undo()
+    with django_assert_num_queries(1):
+        assert Article.cached.get(article.pk)["title"] == "Third"  # type: ignore[index]
