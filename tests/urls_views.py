@@ -24,6 +24,7 @@ urlpatterns: list[URLPattern] = [
     path("allow-listed/", v.allow_listed),
     path("slow/", v.slow),
     path("boom/", v.boom),
+    path("short-max-age/", v.short_max_age),
     path("async-echo/", v.async_echo),
     path("async-slow/", v.async_slow),
     path("django-hello/", v.django_hello),

@@ -194,3 +194,10 @@ def plain(request: HttpRequest) -> HttpResponse:
 
 async def async_plain(request: HttpRequest, name: str) -> HttpResponse:
     return HttpResponse(f"async plain {request.path} n={rendered('async_plain')}")
+
+
+@cache_page(60)
+def short_max_age(request: HttpRequest) -> HttpResponse:
+    response = HttpResponse(f"short n={rendered('short_max_age')}")
+    patch_cache_control(response, max_age=5)
+    return response

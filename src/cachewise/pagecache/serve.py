@@ -142,6 +142,8 @@ class PageCache:
                 vkey, lambda: self._fill(request, get_response, run, key, names), **self._opts()
             )
             item = self._followed(request, run, value)
+        for stored in self._to_shorten(run):
+            caches[self.alias()].touch(stored, run.timeout)
         response = self._finish(request, run, item)
         return (
             response if response is not None else self.miss(request, self._render(request, get_response, run))
@@ -206,6 +208,8 @@ class PageCache:
 
             vkey = variant_key(key, vary_snapshot(request, names, self.policy.key.vary_on_cookies))
             item = self._followed(request, run, await aget_or_compute(vkey, fill_variant, **self._opts()))
+        for stored in self._to_shorten(run):
+            await caches[self.alias()].atouch(stored, run.timeout)
         response = self._finish(request, run, item)
         if response is None:
             response = self.miss(request, await self._arender(request, get_response, run))
@@ -238,6 +242,11 @@ class PageCache:
         return response
 
     # -- shared steps -----------------------------------------------------------------------
+
+    def _to_shorten(self, run: _Run) -> list[str]:
+        # The fill stores for the decorator's timeout; a smaller max-age from the view wins, as
+        # in Django (one more round trip, on fills only).
+        return run.stored if 0 < run.timeout < self.timeout() else []
 
     def _opts(self) -> dict[str, Any]:
         return {"ttl": self.timeout(), "stampede": self.policy.stampede, "alias": self.alias()}
