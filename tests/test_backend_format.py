@@ -166,6 +166,7 @@ def test_tampered_and_unsigned_payloads_are_misses_and_never_unpickled(
         "spliced": good[:33] + bomb,  # a valid MAC from another value
         "truncated": header + b"\x01\x02",
         "garbage": b"\xff\xfe",
+        "empty": b"",
     }
     for key, payload in forged.items():
         _forge(cache, key, payload)

@@ -13,7 +13,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from .client import CLEAR_BATCH, INCR_IF_EXISTS, MISSING, RedisCacheClient, _false, _set_args
+from .client import CLEAR_BATCH, INCR_IF_EXISTS, RedisCacheClient, _false, _none, _set_args
 from .pools import async_client, close_async_client
 
 __all__ = ["AsyncRedisCacheClient"]
@@ -89,14 +89,14 @@ class AsyncRedisCacheClient:
             await self.resilience.acall("delete", lambda: client.delete(key), fallback=lambda error: 0)
         )
 
-    async def get_many(self, keys: Sequence[str]) -> list[Any]:
+    async def get_many(self, keys: Sequence[str], names: Sequence[Any]) -> dict[Any, Any]:
         if not keys:
-            return []
+            return {}
         client = self.get_client()
-        raws: list[Any] = await self.resilience.acall(
-            "get_many", lambda: client.mget(keys), fallback=lambda error: [None] * len(keys)
+        raws: list[Any] | None = await self.resilience.acall(
+            "get_many", lambda: client.mget(keys), fallback=_none
         )
-        return [self.sync._decode_or(raw, MISSING, "get_many") for raw in raws]
+        return {} if raws is None else self.sync._decode_hits(names, raws)
 
     async def set_many(self, data: dict[str, Any], ttl_ms: int | None) -> bool:
         client = self.get_client()

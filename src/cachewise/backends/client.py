@@ -32,6 +32,8 @@ return false
 """
 
 CLEAR_BATCH = 500
+#: Above this size a memoryview beats copying the body out of the payload.
+_VIEW_FROM = 32 * 1024
 
 
 def escape_pattern(text: str) -> str:
@@ -55,6 +57,8 @@ class RedisCacheClient:
         self._write: redis.Redis | None = None
         self._reads: list[redis.Redis] = []
         self._incr: Any = None
+        self._fast_header = value_format.fast_header
+        self._fast_loads = value_format.fast_loads
 
     def get_client(self, *, write: bool = True) -> redis.Redis:
         """A raw client (no key prefix): the primary for writes, a replica (if any) for reads."""
@@ -84,7 +88,11 @@ class RedisCacheClient:
 
     def get(self, key: str, default: Any) -> Any:
         client = self.get_client(write=False)
-        raw = self.resilience.call("get", lambda: client.get(key), fallback=lambda error: None)
+        raw: Any = self.resilience.call("get", lambda: client.get(key), fallback=_none)
+        if raw is None:
+            return default
+        if raw and raw[0] == self._fast_header and len(raw) < _VIEW_FROM:  # the hit path, inlined
+            return self._fast_loads(raw[1:])
         return self._decode_or(raw, default, "get")
 
     def set(self, key: str, value: Any, ttl_ms: int | None) -> bool:
@@ -129,15 +137,27 @@ class RedisCacheClient:
         client = self.get_client()
         return bool(self.resilience.call("delete", lambda: client.delete(key), fallback=lambda error: 0))
 
-    def get_many(self, keys: Sequence[str]) -> list[Any]:
-        """Values in the order of ``keys``; a miss (or unreadable value) is the MISSING sentinel."""
+    def get_many(self, keys: Sequence[str], names: Sequence[Any]) -> dict[Any, Any]:
+        """MGET ``keys``; return ``{name: value}`` for the hits (``names[i]`` names ``keys[i]``)."""
         if not keys:
-            return []
+            return {}
         client = self.get_client(write=False)
-        raws: list[Any] = self.resilience.call(
-            "get_many", lambda: client.mget(keys), fallback=lambda error: [None] * len(keys)
-        )
-        return [self._decode_or(raw, MISSING, "get_many") for raw in raws]
+        raws: list[Any] | None = self.resilience.call("get_many", lambda: client.mget(keys), fallback=_none)
+        return {} if raws is None else self._decode_hits(names, raws)
+
+    def _decode_hits(self, names: Sequence[Any], raws: list[Any]) -> dict[Any, Any]:
+        decode, fast, loads = self.format.decode, self._fast_header, self._fast_loads
+        pairs = zip(names, raws, strict=True)
+        try:  # the common case: every payload readable, one tight loop
+            return {
+                name: loads(raw[1:]) if raw[0] == fast else decode(raw)
+                for name, raw in pairs
+                if raw is not None
+            }
+        except (SerializationError, IndexError):  # report each unreadable payload; leave it out (a miss)
+            pairs = zip(names, raws, strict=True)
+            values = {name: self._decode_or(raw, MISSING, "get_many") for name, raw in pairs}
+            return {name: value for name, value in values.items() if value is not MISSING}
 
     def set_many(self, data: dict[str, Any], ttl_ms: int | None) -> bool:
         """Store every item in one pipelined round trip; False if the policy skipped it."""
@@ -217,3 +237,7 @@ MISSING: Any = _Missing()
 
 def _false(error: Exception) -> bool:
     return False
+
+
+def _none(error: Exception) -> None:
+    return None

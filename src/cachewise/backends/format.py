@@ -78,12 +78,10 @@ class PickleSerializer:
     """Pickle, highest protocol: HttpResponse, sessions and any Python object round-trip."""
 
     format_id = 1
+    loads = staticmethod(pickle.loads)  # the C function itself: no Python frame on the hit path
 
     def dumps(self, value: Any) -> bytes:
         return pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
-
-    def loads(self, data: bytes | memoryview) -> Any:
-        return pickle.loads(data)
 
 
 class JSONSerializer:
@@ -227,6 +225,16 @@ class ValueFormat:
         self._compressors: dict[int, Compressor] = {}
         if self.compressor is not None:
             self._compressors[self.compressor.format_id] = self.compressor
+
+    @property
+    def fast_header(self) -> int:
+        """The header whose body is ``fast_loads(raw[1:])``; -1 (matches nothing) when signing is on."""
+        return -1 if self.signing_key is not None else self._plain_header
+
+    @property
+    def fast_loads(self) -> Callable[[bytes | memoryview], Any]:
+        """The configured serializer's ``loads``, for callers that inline the hit path."""
+        return self.serializer.loads
 
     @property
     def signed(self) -> bool:

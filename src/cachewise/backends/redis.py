@@ -101,6 +101,19 @@ class RedisCache(BaseCache):
         """The value stored as ``raw``; raises SerializationError (SignatureError if tampered)."""
         return self.options.format.decode(raw)
 
+    def make_key(self, key: str, version: int | None = None) -> str:
+        """Django's key (``<KEY_PREFIX>:<version>:<key>`` unless KEY_FUNCTION says otherwise)."""
+        if self.key_func is default_key_func:  # the common case, without a function call
+            return f"{self.key_prefix}:{self.version if version is None else version}:{key}"
+        return str(self.key_func(key, self.key_prefix, self.version if version is None else version))
+
+    def make_and_validate_key(self, key: str, version: int | None = None) -> str:
+        """The full Redis key of ``key``, with Django's portability warnings."""
+        full_key = self.make_key(key, version)
+        if len(full_key) > MEMCACHE_MAX_KEY_LENGTH or _UNPORTABLE_CHARS.search(full_key):
+            super().validate_key(full_key)
+        return full_key
+
     def validate_key(self, key: str) -> None:
         """Django's key portability warnings; the usual clean key is checked without a generator."""
         if len(key) > MEMCACHE_MAX_KEY_LENGTH or _UNPORTABLE_CHARS.search(key):
@@ -145,12 +158,22 @@ class RedisCache(BaseCache):
     def delete(self, key: str, version: int | None = None) -> bool:
         return self._client.delete(self.make_and_validate_key(key, version=version))
 
+    def _full_keys(self, keys: Iterable[str], version: int | None) -> tuple[list[str], list[str]]:
+        """(keys, full keys) for many keys, validated with one regex scan over all of them."""
+        names = list(keys)
+        if self.key_func is not default_key_func:
+            return names, [self.make_and_validate_key(key, version=version) for key in names]
+        head = f"{self.key_prefix}:{self.version if version is None else version}:"
+        full_keys = [f"{head}{key}" for key in names]
+        too_long = max(map(len, full_keys), default=0) > MEMCACHE_MAX_KEY_LENGTH
+        if too_long or _UNPORTABLE_CHARS.search("".join(full_keys)):
+            for full_key in full_keys:  # some key may be unportable: check each, as Django does
+                self.validate_key(full_key)
+        return names, full_keys
+
     def get_many(self, keys: Iterable[str], version: int | None = None) -> dict[str, Any]:
-        key_map = {self.make_and_validate_key(key, version=version): key for key in keys}
-        values = self._client.get_many(list(key_map))
-        return {
-            key_map[full]: value for full, value in zip(key_map, values, strict=True) if value is not MISSING
-        }
+        names, full_keys = self._full_keys(keys, version)
+        return self._client.get_many(full_keys, names)
 
     def get_or_set(
         self,
@@ -232,11 +255,8 @@ class RedisCache(BaseCache):
         return await self._async.delete(self.make_and_validate_key(key, version=version))
 
     async def aget_many(self, keys: Iterable[str], version: int | None = None) -> dict[str, Any]:
-        key_map = {self.make_and_validate_key(key, version=version): key for key in keys}
-        values = await self._async.get_many(list(key_map))
-        return {
-            key_map[full]: value for full, value in zip(key_map, values, strict=True) if value is not MISSING
-        }
+        names, full_keys = self._full_keys(keys, version)
+        return await self._async.get_many(full_keys, names)
 
     async def aget_or_set(
         self,

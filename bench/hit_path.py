@@ -1,0 +1,173 @@
+"""Cache-hit cost: cachewise vs raw redis-py (GET + unpickle), Django's RedisCache and django-redis.
+
+Measures a hit of a ~1 KB and a ~50 KB value, and ``get_many`` of 100 keys (~1 KB each), on the
+same Redis, in interleaved rounds (every variant runs once per round, in a shuffled order, so
+drift on a shared machine hits all of them alike). Prints the median per operation and the ratio
+to raw redis-py, plus peak RSS.
+
+    .venv/bin/python bench/hit_path.py [--rounds 15] [--iterations 200] [--only cachewise,raw]
+
+Uses ``REDIS_URL`` when set, else starts a private EmbeddedRedis. To add a variant (for example
+cachewise with metrics on and off), write a function returning a :class:`Variant` and add it to
+``VARIANTS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import random
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+SMALL = {"title": "x" * 900, "id": 1, "tags": ["a", "b"]}  # ~1 KB pickled
+LARGE = {"rows": [{"id": i, "body": f"{i:05d}" + "y" * 475} for i in range(100)]}  # ~50 KB pickled
+MANY = 100
+OPERATIONS = ("get 1KB", "get 50KB", f"get_many {MANY}")
+BASELINE = "raw redis-py"
+
+
+@dataclass
+class Variant:
+    """One way of reading the cache: a callable per operation in OPERATIONS."""
+
+    name: str
+    ops: dict[str, Callable[[], Any]] = field(default_factory=dict)
+
+
+def _setup_django() -> None:
+    import django
+    from django.conf import settings
+
+    if not settings.configured:
+        settings.configure(SECRET_KEY="bench", USE_TZ=True, CACHES={})
+        django.setup()
+
+
+def _keys(prefix: str) -> list[str]:
+    return [f"{prefix}many{i}" for i in range(MANY)]
+
+
+def cache_variant(name: str, backend: str, location: str, options: dict[str, Any] | None = None) -> Variant:
+    """A Django cache backend under test: fill its keys, then read them back."""
+    from django.utils.module_loading import import_string
+
+    cache = import_string(backend)(location, {"KEY_PREFIX": name.replace(" ", "-"), "OPTIONS": options or {}})
+    cache.set("small", SMALL, None)
+    cache.set("large", LARGE, None)
+    keys = _keys("")
+    cache.set_many(dict.fromkeys(keys, SMALL), None)
+    assert cache.get("small") == SMALL
+    assert len(cache.get_many(keys)) == MANY
+    return Variant(
+        name,
+        {
+            OPERATIONS[0]: lambda: cache.get("small"),
+            OPERATIONS[1]: lambda: cache.get("large"),
+            OPERATIONS[2]: lambda: cache.get_many(keys),
+        },
+    )
+
+
+def raw_variant(url: str) -> Variant:
+    """The floor: redis-py GET/MGET + pickle.loads, one reused client, no key making."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.set("raw:small", pickle.dumps(SMALL, pickle.HIGHEST_PROTOCOL))
+    client.set("raw:large", pickle.dumps(LARGE, pickle.HIGHEST_PROTOCOL))
+    keys = _keys("raw:")
+    client.mset(dict.fromkeys(keys, pickle.dumps(SMALL, pickle.HIGHEST_PROTOCOL)))
+    loads = pickle.loads
+
+    def get_many() -> dict[str, Any]:
+        return {k: loads(v) for k, v in zip(keys, client.mget(keys), strict=True) if v is not None}
+
+    return Variant(
+        BASELINE,
+        {
+            OPERATIONS[0]: lambda: loads(client.get("raw:small")),  # type: ignore[arg-type]
+            OPERATIONS[1]: lambda: loads(client.get("raw:large")),  # type: ignore[arg-type]
+            OPERATIONS[2]: get_many,
+        },
+    )
+
+
+VARIANTS: dict[str, Callable[[str], Variant]] = {
+    "raw": raw_variant,
+    "cachewise": lambda url: cache_variant("cachewise", "cachewise.backends.redis.RedisCache", url),
+    "django": lambda url: cache_variant(
+        "django RedisCache", "django.core.cache.backends.redis.RedisCache", url
+    ),
+    "django-redis": lambda url: cache_variant("django-redis", "django_redis.cache.RedisCache", url),
+}
+
+
+def measure(variants: list[Variant], rounds: int, iterations: int) -> dict[tuple[str, str], list[float]]:
+    """Per (variant, operation): the mean microseconds of each round."""
+    samples: dict[tuple[str, str], list[float]] = {}
+    for _ in range(rounds):
+        order = variants[:]
+        random.shuffle(order)
+        for operation in OPERATIONS:
+            for variant in order:
+                fn = variant.ops[operation]
+                start = time.perf_counter()
+                for _ in range(iterations):
+                    fn()
+                elapsed = (time.perf_counter() - start) / iterations * 1e6
+                samples.setdefault((variant.name, operation), []).append(elapsed)
+    return samples
+
+
+def report(variants: list[Variant], samples: dict[tuple[str, str], list[float]]) -> None:
+    names = [v.name for v in variants]
+    print(f"{'variant':<22}" + "".join(f"{op:>24}" for op in OPERATIONS))
+    for name in names:
+        cells = []
+        for operation in OPERATIONS:
+            median = statistics.median(samples[(name, operation)])
+            base = samples.get((BASELINE, operation))
+            ratio = f" ({median / statistics.median(base):.2f}x)" if base else ""
+            cells.append(f"{median:>9.1f} us{ratio:>9}")
+        print(f"{name:<22}" + "".join(f"{cell:>24}" for cell in cells))
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS: {rss_mb:.1f} MB; ratios are to {BASELINE} in the same run")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--iterations", type=int, default=200)
+    parser.add_argument(
+        "--only", default=",".join(VARIANTS), help=f"comma-separated subset of {list(VARIANTS)}"
+    )
+    args = parser.parse_args(argv)
+    _setup_django()
+    from cachewise.embedded import EmbeddedRedis
+
+    url = os.environ.get("REDIS_URL")
+    server = None if url else EmbeddedRedis().start()
+    try:
+        url = url or server.url_for(0)  # type: ignore[union-attr]
+        wanted = [name.strip() for name in args.only.split(",") if name.strip()]
+        variants = [VARIANTS[name](url) for name in wanted]
+        for variant in variants:  # warm up connections, scripts and caches
+            for fn in variant.ops.values():
+                fn()
+        print(f"{args.rounds} interleaved rounds x {args.iterations} iterations, Redis at {url}")
+        report(variants, measure(variants, args.rounds, args.iterations))
+    finally:
+        if server is not None:
+            server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
