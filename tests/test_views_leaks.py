@@ -220,3 +220,10 @@ def test_no_cached_response_is_served_to_a_request_differing_in_a_varied_dimensi
         for name, value in pairs:
             values.setdefault(name, []).append(value)
         assert state["query"] == sorted([k, v] for k, v in values.items())
+
+
+def test_disallowed_host_is_a_400_even_when_nothing_else_checks_the_host(settings: Any) -> None:
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if "CommonMiddleware" not in m]
+    client = Client(raise_request_exception=False)
+    assert client.get("/hello/", HTTP_HOST="evil.test").status_code == 400
+    assert client.get("/async-echo/", HTTP_HOST="evil.test").status_code == 400

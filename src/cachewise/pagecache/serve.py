@@ -122,17 +122,19 @@ class PageCache:
         run = _Run()
         if self.timeout() <= 0:  # cache_page(0): Django's way of saying "do not store"
             return self.miss(request, self._render(request, get_response, run))
+        key = base_key(request, self.policy.key)  # outside the try: a bad host is a 400, not an outage
         try:
-            return self._lookup(request, get_response, run)
+            return self._lookup(request, get_response, run, key)
         except Exception as exc:
             if run.view_raised:
                 raise
             log_failure(self.alias(), exc)
-            response = run.response or self._render(request, get_response, run)
+            response = run.response if run.response is not None else self._render(request, get_response, run)
             return self.bypass(request, response, "cache-unavailable")
 
-    def _lookup(self, request: HttpRequest, get_response: GetResponse, run: _Run) -> HttpResponseBase:
-        key = base_key(request, self.policy.key)
+    def _lookup(
+        self, request: HttpRequest, get_response: GetResponse, run: _Run, key: str
+    ) -> HttpResponseBase:
         value = get_or_compute(key, lambda: self._fill(request, get_response, run, key, None), **self._opts())
         item = self._followed(request, run, value)
         if isinstance(item, Pointer):
@@ -184,17 +186,20 @@ class PageCache:
         run = _Run()
         if self.timeout() <= 0:
             return self.miss(request, await self._arender(request, get_response, run))
+        key = base_key(request, self.policy.key)
         try:
-            return await self._alookup(request, get_response, run)
+            return await self._alookup(request, get_response, run, key)
         except Exception as exc:
             if run.view_raised:
                 raise
             log_failure(self.alias(), exc)
-            response = run.response or await self._arender(request, get_response, run)
-            return self.bypass(request, response, "cache-unavailable")
+            if run.response is not None:
+                return self.bypass(request, run.response, "cache-unavailable")
+            return self.bypass(request, await self._arender(request, get_response, run), "cache-unavailable")
 
-    async def _alookup(self, request: HttpRequest, get_response: AGetResponse, run: _Run) -> HttpResponseBase:
-        key = base_key(request, self.policy.key)
+    async def _alookup(
+        self, request: HttpRequest, get_response: AGetResponse, run: _Run, key: str
+    ) -> HttpResponseBase:
 
         async def fill_base() -> Any:
             return await self._afill(request, get_response, run, key, None)
