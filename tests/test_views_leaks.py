@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.test import Client
+from django.test import Client, override_settings
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -187,6 +187,8 @@ def test_head_and_get_are_cached_apart() -> None:
 
 HEADERS = {
     "HTTP_HOST": st.sampled_from([None, "example.com", "www.example.com"]),
+    "HTTP_X_FORWARDED_HOST": st.sampled_from([None, "example.com", "localhost"]),
+    "HTTP_AUTHORIZATION": st.sampled_from([None, "", "Bearer a", "Bearer b"]),
     "HTTP_ACCEPT_LANGUAGE": st.sampled_from([None, "", "en", "fr"]),
     "HTTP_X_CUSTOM": st.sampled_from([None, "", "a", "b"]),
     "HTTP_COOKIE": st.sampled_from([None, "", "theme=dark", "theme=", "theme=light; x=1", "x=2"]),
@@ -194,6 +196,7 @@ HEADERS = {
 }
 
 
+@override_settings(USE_X_FORWARDED_HOST=True)
 @hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(requests=st.lists(st.fixed_dictionaries(HEADERS), min_size=2, max_size=8))
 def test_no_cached_response_is_served_to_a_request_differing_in_a_varied_dimension(
@@ -209,12 +212,15 @@ def test_no_cached_response_is_served_to_a_request_differing_in_a_varied_dimensi
         state = _state(response)["state"]
         cookies = dict(part.split("=", 1) for part in (extra["HTTP_COOKIE"] or "").split("; ") if part)
         expected = {
-            "host": extra["HTTP_HOST"] or "testserver",
+            "host": extra["HTTP_X_FORWARDED_HOST"] or extra["HTTP_HOST"] or "testserver",
+            "authorization": extra["HTTP_AUTHORIZATION"],
             "lang_header": extra["HTTP_ACCEPT_LANGUAGE"],
             "custom": extra["HTTP_X_CUSTOM"],
             "theme": cookies.get("theme"),
         }
         assert {k: state[k] for k in expected} == expected
+        if extra["HTTP_AUTHORIZATION"] is not None:
+            assert response["X-Cachewise"] == "bypass; reason=authorization"
         pairs = [p.split("=") for p in (extra["QUERY_STRING"] or "").split("&") if p]
         values: dict[str, list[str]] = {}
         for name, value in pairs:

@@ -47,6 +47,7 @@ def echo_state(request: HttpRequest) -> dict[str, Any]:
         "query": sorted(request.GET.lists()),
         "lang_header": request.headers.get("Accept-Language"),
         "custom": request.headers.get("X-Custom"),
+        "authorization": request.headers.get("Authorization"),
         "theme": request.COOKIES.get("theme"),
         "language": translation.get_language(),
     }
