@@ -64,6 +64,15 @@ class LoadResult:
         return sum(1 for sample in self.samples if not sample.ok)
 
     @property
+    def failure_statuses(self) -> dict[int, int]:
+        """How many requests failed with each status (0: no HTTP answer at all)."""
+        counts: dict[int, int] = {}
+        for sample in self.samples:
+            if not sample.ok:
+                counts[sample.status] = counts.get(sample.status, 0) + 1
+        return counts
+
+    @property
     def rps(self) -> float:
         return self.requests / self.wall_seconds if self.wall_seconds else 0.0
 

@@ -109,5 +109,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     # Degradation messages (Redis down) are rate-limited by cachewise; show them as they happen.
-    "loggers": {"cachewise": {"handlers": ["console"], "level": "WARNING"}},
+    "loggers": {
+        "cachewise": {"handlers": ["console"], "level": "WARNING"},
+        # A failed request is a finding: print its traceback even with DEBUG off.
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+    },
 }

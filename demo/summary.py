@@ -17,6 +17,7 @@ def _load(load: LoadResult | None, *, hits: bool = True) -> dict[str, Any] | Non
     figures: dict[str, Any] = {
         "requests": load.requests,
         "failures": load.failures,
+        "failure_statuses": {str(status): count for status, count in load.failure_statuses.items()},
         "rps": round(load.rps, 1),
         "p50_ms": round(load.latency(0.5), 2),
         "p99_ms": round(load.latency(0.99), 2),

@@ -61,16 +61,15 @@ def test_no_request_failed_under_load(demo_run: tuple[dict[str, Any], Path, str]
 def test_cached_views_are_faster_than_uncached(demo_run: tuple[dict[str, Any], Path, str]) -> None:
     headline, _, _ = demo_run
     measured = {name: view for name, view in headline["views"].items() if view["cached"] is not None}
-    assert measured, headline
+    assert set(measured) == {"cached", "cache_page", "cache_tag", "cached_list", "CachedRows", "Counter"}
     for name, view in measured.items():
-        # The median is robust to the shared machine's hiccups over a short quick run.
-        assert view["cached"]["p50_ms"] < view["plain"]["p50_ms"], (name, view)
-        assert view["cached"]["queries_per_request"] < view["plain"]["queries_per_request"], (name, view)
-        if name != "Counter":  # a write: no hits to count
-            assert view["cached"]["hit_rate"] > 0.5, (name, view)
-    plain_seconds = sum(view["plain"]["requests"] / view["plain"]["rps"] for view in measured.values())
-    cached_seconds = sum(view["cached"]["requests"] / view["cached"]["rps"] for view in measured.values())
-    assert cached_seconds < plain_seconds, headline
+        plain, cached = view["plain"], view["cached"]
+        # The two variants ran interleaved, so machine-wide slowdowns hit both alike.
+        assert cached["rps"] > plain["rps"], (name, view)
+        assert cached["queries_per_request"] < plain["queries_per_request"], (name, view)
+        if name != "Counter":  # reads: faster at the median too, and mostly answered by the cache
+            assert cached["p50_ms"] < plain["p50_ms"], (name, view)
+            assert cached["hit_rate"] > 0.5, (name, view)
 
 
 def test_counter_flush_loses_no_increment(demo_run: tuple[dict[str, Any], Path, str]) -> None:

@@ -18,6 +18,7 @@ FEATURES: dict[str, tuple[str, str]] = {
     "cached": ("cachewise.compute", "cached"),
     "cache_tag": ("cachewise.templatetags.cachewise", "register"),
     "cached_list": ("cachewise.orm", "cached_list"),
+    "CachedRows": ("cachewise.orm", "CachedRows"),
     "Counter": ("cachewise.counters", "Counter"),
     "dashboard": ("cachewise.monitoring.urls", "urlpatterns"),
 }

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from django.db import models
 
+from demo.blog.features import feature
+
+_CachedRows = feature("CachedRows")
+#: The fields of an article as the one-article API returns them.
+ROW_FIELDS = ("id", "title", "slug", "author__name", "category__name", "views", "updated_at")
+
 
 class Author(models.Model):
     """A writer; the list page and the aggregates join to it."""
@@ -41,6 +47,11 @@ class Article(models.Model):
     views = models.PositiveIntegerField(default=0)
     published_at = models.DateTimeField(db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    if _CachedRows is not None:
+        #: ``Article.cached.get(pk)``: the row as a dict, invalidated after commit on a write of
+        #: the Article, its Author or its Category (``author__name``, ``category__name``).
+        cached = _CachedRows(fields=list(ROW_FIELDS), ttl=1800)
 
     class Meta:
         ordering = ["-published_at"]

@@ -41,6 +41,13 @@ urlpatterns: list[URLPattern] = [
         available=feature("cached_list") is not None,
     ),
     *_pair(
+        "api/articles/<int:pk>/",
+        views.api_article,
+        views.api_article_cached,
+        "api-article",
+        available=feature("CachedRows") is not None,
+    ),
+    *_pair(
         "api/articles/<int:pk>/view/",
         views.count_view,
         views.count_view_cached,

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_POST
 from demo.blog import data
 from demo.blog.counters import article_views
 from demo.blog.features import feature
-from demo.blog.models import Article
+from demo.blog.models import ROW_FIELDS, Article
 from demo.instrument import count_queries, mark_computed
 
 _cached = feature("cached")
@@ -62,12 +62,13 @@ article_list_cached = _cache_page(300)(article_list) if _cache_page else None
 def _article_context(slug: str) -> dict[str, Any]:
     article = get_object_or_404(Article.objects.select_related("author", "category"), slug=slug)
     # Lazy querysets: they run only when the fragment renders, i.e. on a fragment miss.
-    related = (
-        Article.objects.filter(category_id=article.category_id)
-        .exclude(pk=article.pk)
-        .order_by("-published_at")[:5]
-    )
-    return {"article": article, "related": related, "author_articles": article.author.articles.all()}
+    others = Article.objects.exclude(pk=article.pk).select_related("author")
+    return {
+        "article": article,
+        "popular": others.filter(category_id=article.category_id).order_by("-views")[:8],
+        "by_author": others.filter(author_id=article.author_id).order_by("-views")[:5],
+        "author_articles": article.author.articles.all(),
+    }
 
 
 def article_detail(request: HttpRequest, slug: str) -> HttpResponse:
@@ -100,6 +101,22 @@ def api_articles_cached(request: HttpRequest) -> JsonResponse:
     if queries():
         mark_computed()
     return JsonResponse({"articles": list(rows)})
+
+
+def api_article(request: HttpRequest, pk: int) -> JsonResponse:
+    """One article as JSON, queried on every request."""
+    mark_computed()
+    row = Article.objects.filter(pk=pk).values(*ROW_FIELDS).first()
+    return JsonResponse({"article": row}, status=200 if row else 404)
+
+
+def api_article_cached(request: HttpRequest, pk: int) -> JsonResponse:
+    """The same row through ``Article.cached`` (``CachedRows``): a dict, no query on a hit."""
+    with count_queries() as queries:
+        row = Article.cached.get(pk)
+    if queries():
+        mark_computed()
+    return JsonResponse({"article": row}, status=200 if row else 404)
 
 
 @csrf_exempt
