@@ -115,17 +115,24 @@ class Entry:
     stamp: Sequence[int]
 
 
+def _unguarded(operation: str, fn: Callable[[], Any]) -> Any:
+    return fn()
+
+
 @dataclass(frozen=True)
 class _RedisPath:
     client: Any
     encode: Callable[[Any], Any]
     decode: Callable[[bytes], Any]
+    #: ``(operation, fn) -> fn()`` under cachewise's circuit breaker and failure reporting when
+    #: the backend has them: an open circuit fails fast instead of waiting on a dead server.
+    guard: Callable[[str, Callable[[], Any]], Any] = _unguarded
 
 
 _scripts: dict[str, Any] = {}
 
 
-_NO_REDIS = _RedisPath(None, repr, repr)
+_NO_REDIS = _RedisPath(None, repr, repr)  # "not Redis", memoised like a real path
 _paths: weakref.WeakKeyDictionary[BaseCache, _RedisPath] = weakref.WeakKeyDictionary()
 
 
@@ -150,7 +157,9 @@ def _find_redis_path(cache: BaseCache) -> _RedisPath:
     if client is None or isinstance(client, RedisCluster):
         return _NO_REDIS
     codec = codec_of(cache)
-    return _RedisPath(client, codec.encode, codec.decode)
+    resilience = getattr(cache, "resilience", None)
+    guard = resilience.call if resilience is not None else _unguarded
+    return _RedisPath(client, codec.encode, codec.decode, guard)
 
 
 _full_keys: weakref.WeakKeyDictionary[BaseCache, dict[str, str]] = weakref.WeakKeyDictionary()
@@ -216,7 +225,7 @@ def read(
     full = _full(cache, [*value_keys, *counter_keys])
     if path is not None:
         args = [len(value_keys), _now_us(), counter_ttl]
-        raw = _eval(path.client, _READ_LUA, full, args)
+        raw = path.guard("get_many", lambda: _eval(path.client, _READ_LUA, full, args))
         values = [MISSING if item is None else path.decode(item) for item in raw[: len(value_keys)]]
         return values, [int(item) for item in raw[len(value_keys) :]]
     return _read_generic(cache, value_keys, counter_keys, counter_ttl)
@@ -261,7 +270,7 @@ def store(alias: str, entries: Sequence[Entry]) -> None:
         keys = _full(cache, [entry.key, *entry.counter_keys])
         payload = path.encode([list(entry.stamp), entry.data])
         script(keys=keys, args=[entry.ttl, payload, *entry.stamp], client=pipe)
-    pipe.execute()
+    path.guard("set_many", pipe.execute)
 
 
 def bump(alias: str, counter_keys: Sequence[str], counter_ttl: int) -> None:
@@ -272,7 +281,7 @@ def bump(alias: str, counter_keys: Sequence[str], counter_ttl: int) -> None:
     path = _redis_path(cache)
     if path is not None:
         full = _full(cache, counter_keys)
-        _eval(path.client, _BUMP_LUA, full, [_now_us(), counter_ttl])
+        path.guard("incr", lambda: _eval(path.client, _BUMP_LUA, full, [_now_us(), counter_ttl]))
         return
     now = _now_us()
     for key in counter_keys:
