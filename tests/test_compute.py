@@ -110,6 +110,13 @@ def test_stale_if_error_serves_the_old_value_when_compute_raises(backend: str) -
         get_or_compute(make_key("never_cached"), broken, 0.2, stale_if_error=30)
 
 
+def _eventually(fetch: Any, expected: Any, timeout: float = 3.0) -> None:
+    deadline = time.monotonic() + timeout
+    while fetch() != expected:
+        assert time.monotonic() < deadline, f"never saw {expected!r}"
+        time.sleep(0.02)
+
+
 def test_stale_ttl_serves_old_value_while_one_caller_refreshes(backend: str) -> None:
     key = make_key("popular")
     get_or_compute(key, lambda: "old", 0.2, stale_ttl=30)
@@ -119,16 +126,35 @@ def test_stale_ttl_serves_old_value_while_one_caller_refreshes(backend: str) -> 
     assert token is not None
     assert get_or_compute(key, lambda: "new", 0.2, stale_ttl=30) == "old"
     store.release(key, token)
-    assert get_or_compute(key, lambda: "new", 0.2, stale_ttl=30) == "new"
-    assert get_or_compute(key, lambda: "newer", 0.2, stale_ttl=30) == "new"
+
+    refreshes: list[float] = []
+
+    def slow_new() -> str:
+        refreshes.append(time.monotonic())
+        time.sleep(0.3)
+        return "new"
+
+    started = time.monotonic()
+    assert get_or_compute(key, slow_new, 0.2, stale_ttl=30) == "old", "the refresher serves the old value too"
+    assert time.monotonic() - started < 0.25, "nobody waits for the refresh"
+    _eventually(lambda: get_or_compute(key, slow_new, 0.2, stale_ttl=30), "new")
+    assert len(refreshes) == 1
+
+
+def test_stale_ttl_refreshes_in_place_when_background_refresh_is_off(backend: str) -> None:
+    key = make_key("popular_inline")
+    with override_settings(CACHEWISE_BACKGROUND_REFRESH=False):
+        get_or_compute(key, lambda: "old", 0.2, stale_ttl=30)
+        time.sleep(0.3)
+        assert get_or_compute(key, lambda: "new", 0.2, stale_ttl=30) == "new"
 
 
 def test_xfetch_refreshes_before_expiry(backend: str) -> None:
     key = make_key("hot")
     get_or_compute(key, Counting("first", delay=0.05), 30, stampede="xfetch")
     # With a huge beta, a measured compute time makes every read due for an early refresh.
-    assert get_or_compute(key, lambda: "second", 30, stampede="xfetch", beta=1e6) == "second"
-    assert get_or_compute(key, lambda: "third", 30, stampede="xfetch") == "second"
+    assert get_or_compute(key, lambda: "second", 30, stampede="xfetch", beta=1e6) == "first"
+    _eventually(lambda: get_or_compute(key, lambda: "third", 30, stampede="xfetch"), "second")
 
 
 def test_invalidate_drops_the_value(backend: str) -> None:

@@ -30,9 +30,9 @@ import inspect
 import re
 import types
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
+from .background import io_pool
 from .keys import make_key
 from .stampede import MODES, Computation, Policy, fetch, refresh
 from .store import get_store
@@ -92,8 +92,8 @@ def _policy(
 
     _validate(ttl, stampede, beta, stale_ttl, stale_if_error)
     lease = conf.LOCK_LEASE if lease is None else float(lease)
-    max_wait = conf.LOCK_MAX_WAIT
-    return Policy(ttl, stampede, beta, stale_ttl, stale_if_error, lease, max_wait)
+    background = conf.BACKGROUND_REFRESH
+    return Policy(ttl, stampede, beta, stale_ttl, stale_if_error, lease, conf.LOCK_MAX_WAIT, background)
 
 
 def get_or_compute(
@@ -123,9 +123,6 @@ def get_or_compute(
     return fetch(get_store(alias), key, policy, Computation(compute, _unwrap))
 
 
-# Cache I/O of the async API runs on a small dedicated pool, so waiting on a lock never takes
-# a thread from asyncio's default executor (which sync_to_async and to_thread rely on).
-_executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="cachewise")
 _async_flights: dict[tuple[int, str, str], asyncio.Future[Any]] = {}
 
 
@@ -160,7 +157,8 @@ async def aget_or_compute(
     """:func:`get_or_compute` for async code; ``compute`` may be a coroutine function.
 
     Coroutines of one event loop asking for the same key share one fetch; the cache I/O runs on
-    a small thread pool and ``compute`` runs on the caller's event loop.
+    a small thread pool (never asyncio's default executor, which ``sync_to_async`` needs) and
+    ``compute`` runs on the caller's event loop.
     """
     _require_callable(compute)
     policy = _policy(ttl, stampede, beta, stale_ttl, stale_if_error, lease)
@@ -177,7 +175,9 @@ async def aget_or_compute(
         # loop from that thread and must keep asgiref's context (its thread-sensitive executor),
         # or a sync view it awaits through sync_to_async deadlocks under async_to_sync.
         ctx = contextvars.copy_context()
-        value = await loop.run_in_executor(_executor, ctx.run, fetch, get_store(alias), key, policy, work)
+        value = await loop.run_in_executor(
+            io_pool.executor(), ctx.run, fetch, get_store(alias), key, policy, work
+        )
     except BaseException as exc:
         future.set_exception(exc)
         future.exception()  # mark retrieved: followers re-raise it, nobody else must
@@ -278,7 +278,7 @@ class _AsyncCachedFunction(_CachedFunction):
         work = Computation(_bridge(self._compute(args, kwargs), loop), _unwrap)
         store, key = get_store(self._alias), self.key(*args, **kwargs)
         ctx = contextvars.copy_context()  # keep asgiref's context, as in aget_or_compute
-        return await loop.run_in_executor(_executor, ctx.run, refresh, store, key, policy, work)
+        return await loop.run_in_executor(io_pool.executor(), ctx.run, refresh, store, key, policy, work)
 
 
 def cached(

@@ -125,6 +125,11 @@ class CachewiseSettings:
         return float(self._get("LOCK_MAX_WAIT", 60.0))
 
     @property
+    def BACKGROUND_REFRESH(self) -> bool:
+        """Run XFetch and stale_ttl refreshes on a background thread, serving the current value."""
+        return bool(self._get("BACKGROUND_REFRESH", True))
+
+    @property
     def COUNTERS(self) -> tuple[str, ...]:
         """Dotted paths of Counter instances (created with ``apply=``) that flush-counters drains."""
         return tuple(self._get("COUNTERS", ()))

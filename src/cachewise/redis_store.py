@@ -3,7 +3,7 @@
 Each operation is one round trip (an ``EVALSHA`` or a single command), so nothing can interleave
 between a check and the act that depends on it:
 
-* ``read``: the value, the fence and the lock's remaining life together.
+* ``read``: the value and the fence (``MGET``); ``read_waiting`` adds the lock's remaining life.
 * ``fill``: store only if the caller still holds its lock token (when it has one) and the fence
   is unchanged since its read; release the lock and ``PUBLISH`` the outcome to waiters.
 * ``release`` / ``extend``: compare-and-delete / compare-and-extend on the lock token, so a caller
@@ -18,6 +18,7 @@ Waiters subscribe to the lock key as a pub/sub channel.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -134,6 +135,15 @@ class RedisStore(Store):
 
     # Items ------------------------------------------------------------------------------------
     def read(self, key: str) -> Read:
+        """The value and the fence in one MGET: the hit path costs one plain command."""
+        value_key, _, fence_key = self._keys(key)
+        client = self.client
+        raw, fence = self.call("get", lambda: client.mget([value_key, fence_key]))
+        entry: Entry | Missing = MISSING if raw is None else self._entry(raw)
+        return Read(entry, _text(fence) if fence is not None else "0", math.inf)
+
+    def read_waiting(self, key: str) -> Read:
+        """The value, the fence and the lock's remaining life, in one script call."""
         raw, fence, pttl = self.script("get", "read", list(self._keys(key)), [])
         entry: Entry | Missing = MISSING if raw is None else self._entry(raw)
         lock_ttl = pttl / 1000.0 if pttl > 0 else 0.0

@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
+from .background import refresh_pool
 from .exceptions import CacheUnavailableError, SerializationError
 from .monitoring.metrics import namespace_of, record
 from .store import MISSING, Entry, Missing, Store
@@ -56,6 +57,7 @@ class Policy:
     stale_if_error: float = 0.0
     lease: float = 5.0
     max_wait: float = 60.0
+    background: bool = True
 
     @property
     def hard_ttl(self) -> float | None:
@@ -247,18 +249,33 @@ class _Call:
 
     # Modes --------------------------------------------------------------------------------------
     def refresh_in_place(self, entry: Entry) -> Any:
-        """Early or stale refresh: take the lock without waiting, else serve ``entry``."""
+        """Early or stale refresh: take the lock without waiting, else serve ``entry``.
+
+        The winner hands the computation to the background pool and serves ``entry`` too, so no
+        request waits (it computes in place only when background refresh is off or the pool is
+        full). Either way exactly one caller holds the lock while refreshing.
+        """
         token = self.store.acquire(self.key, self.policy.lease)
+        served = "hit" if self.fresh(entry) else "stale"
         if token is None:
-            self.record("stale" if not self.fresh(entry) else "hit")
+            self.record(served)
             return entry.value
-        read = self.store.read(self.key)
-        if isinstance(read.entry, Entry) and read.entry.created > entry.created:
-            self.store.release(self.key, token)  # refreshed meanwhile by another caller
-            self.record("hit")
-            return read.entry.value
         self.fallback = entry
-        return self.compute(token, read.fence)
+        if self.policy.background and refresh_pool.try_submit(lambda: self._refresh_held(token, entry)):
+            self.record(served)
+            return entry.value
+        return self._refresh_held(token, entry)
+
+    def _refresh_held(self, token: str, entry: Entry) -> Any:
+        try:
+            read = self.store.read(self.key)
+            if isinstance(read.entry, Entry) and read.entry.created > entry.created:
+                self.store.release(self.key, token)  # refreshed meanwhile by another caller
+                return read.entry.value
+            return self.compute(token, read.fence)
+        finally:
+            if threading.current_thread().name.startswith(refresh_pool.name):
+                _close_db_connections()
 
     def single_flight(self) -> Any:
         """Compute under the item's lock, or wait for the holder's value (see the module doc)."""
@@ -289,7 +306,7 @@ class _Call:
         started = time.monotonic()
         with self.store.watch(self.key) as watch:
             while True:
-                read = self.store.read(self.key)
+                read = self.store.read_waiting(self.key)
                 if self.fresh(read.entry):
                     self._waited(started)
                     return read.entry.value
@@ -305,6 +322,14 @@ class _Call:
     def _waited(self, started: float) -> None:
         self.record("lock_wait")
         self.record("lock_wait_seconds", time.monotonic() - started)
+
+
+def _close_db_connections() -> None:
+    # A background refresh may have opened database connections in a pool thread: close them,
+    # as Django does at the end of a request, so they do not outlive the thread's work.
+    from django.db import connections
+
+    connections.close_all()
 
 
 def fetch(store: Store, key: str, policy: Policy, work: Computation) -> Any:

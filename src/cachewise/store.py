@@ -105,7 +105,7 @@ class Read(NamedTuple):
     """What a reader learns in one round trip: the entry, the fence, and the lock's remaining life.
 
     ``lock_ttl`` is 0 when nobody holds the lock, the remaining seconds when known, and
-    ``inf`` when the lock is held but the backend cannot tell for how long.
+    ``inf`` when the lock may be held but the read did not tell for how long.
     """
 
     entry: Entry | Missing
@@ -154,6 +154,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def read(self, key: str) -> Read:
         """The entry, fence and lock state of ``key``, in one round trip where the store can."""
+
+    def read_waiting(self, key: str) -> Read:
+        """:meth:`read` with an exact ``lock_ttl``, for callers waiting on a holder."""
+        return self.read(key)
 
     @abc.abstractmethod
     def fill(self, key: str, entry: Entry, ttl: float | None, *, token: str | None, fence: str) -> bool:
