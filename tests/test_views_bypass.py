@@ -183,11 +183,14 @@ def test_view_exception_propagates_and_runs_once() -> None:
     assert views_views.renders["boom"] - before == 1
 
 
-def test_smaller_max_age_from_the_view_shortens_the_stored_lifetime(redis_client: Any) -> None:
+def test_smaller_max_age_from_the_view_shortens_the_stored_lifetime(
+    redis_client: Any, cachewise_caches: dict[str, Any]
+) -> None:
     client = Client()
     first, second = client.get("/short-max-age/"), client.get("/short-max-age/")
     assert (first["X-Cachewise"], second["X-Cachewise"]) == ("miss", "hit")
     assert "max-age=5" in first["Cache-Control"]
-    ttls = [redis_client.ttl(key) for key in redis_client.scan_iter(match="*page:v1*short-max-age*")]
+    prefix = cachewise_caches["default"]["KEY_PREFIX"]
+    ttls = [redis_client.ttl(key) for key in redis_client.scan_iter(match=f"*{prefix}*page:v1:view:*")]
     assert ttls
     assert all(0 < ttl <= 5 for ttl in ttls)

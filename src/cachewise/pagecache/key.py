@@ -9,10 +9,14 @@ absent is keyed as ``None`` and an empty one as ``""``, so the two never share a
 
 A response that varies on a header nobody declared is stored under a *variant key*: the base
 key plus the request's values of those headers (see :mod:`cachewise.pagecache.entry`).
+
+Keys read ``page:v1:<view|site>:<digest>``: the parts are hashed together (128 bits), so a key
+is built in a few microseconds on the hit path and never exceeds memcached's length limit.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,11 +109,17 @@ def _user_part(request: HttpRequest, per_user: bool) -> Any:
     return ("user", user.pk)
 
 
+def _digest(parts: tuple[Any, ...]) -> str:
+    # repr() of nested tuples of str/int/None (and a user pk: int, str or UUID) is injective:
+    # ast.literal_eval would read the same tuple back. 128 bits of SHA-256, as make_key uses
+    # for long keys. One hash instead of make_key's per-part encoding keeps a hit's key at a
+    # few microseconds.
+    return hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
 def base_key(request: HttpRequest, policy: KeyPolicy) -> str:
     """The key of ``request``'s page under ``policy``; raises DisallowedHost for a bad host."""
-    return make_key(
-        NAMESPACE,
-        policy.source,
+    parts = (
         policy.key_prefix,
         request.scheme,
         request.get_host(),
@@ -122,8 +132,9 @@ def base_key(request: HttpRequest, policy: KeyPolicy) -> str:
         vary_snapshot(request, policy.vary_on_headers, ()),
         vary_snapshot(request, ("cookie",), policy.vary_on_cookies) if policy.vary_on_cookies else None,
     )
+    return make_key(NAMESPACE, policy.source, _digest(parts))
 
 
 def variant_key(base: str, snapshot: Snapshot) -> str:
     """The key of the variant of page ``base`` for the request values in ``snapshot``."""
-    return make_key(NAMESPACE, "variant", base, snapshot)
+    return make_key(NAMESPACE, "variant", _digest((base, snapshot)))
