@@ -139,6 +139,10 @@ def _stampede_chart(result: StampedeResult) -> str:
     return bar_chart("Recomputes per expiry (lower is better)", ["per expiry"], series, "")
 
 
+def _flush_output(results: DemoResults) -> str:
+    return f"$ manage.py cachewise flush-counters\n{results.counter.output}" if results.counter else ""
+
+
 def render_html(results: DemoResults) -> str:
     """The whole report as one HTML document."""
     from demo.report import HOW_TO_READ, outage_table, stampede_table, stats_table, summary_lines, views_table
@@ -159,7 +163,9 @@ def render_html(results: DemoResults) -> str:
     body += [f"<p>{_esc(line)}</p>" for line in summary_lines(results)]
     body += [
         f"<h2>How to read this</h2><p>{_esc(HOW_TO_READ)}</p>",
-        f"<h2>Checks</h2><pre>{_esc(results.checks)}\n{_esc(results.ping)}</pre>",
+        "<h2>Commands run</h2><pre>"
+        + _esc("\n".join([results.checks, results.ping, _flush_output(results)]))
+        + "</pre>",
         f"<p class=muted>Measured in this run, {results.seconds:.0f} s in total.</p>",
     ]
     style = (

@@ -212,7 +212,7 @@ def run_stampede(progress: Progress, base_url: str, sizes: Sizes, results: DemoR
     """Expire the slow report and fire a burst at it, naive and cached, a few times."""
     from django.core.cache import cache
 
-    from demo.blog import views
+    from demo.blog import data, views
 
     cached_fn: Any = views.cached_slow_report
     with _task(progress, "Stampede: naive vs @cached", sizes.stampede_rounds * 2) as advance:
@@ -222,6 +222,7 @@ def run_stampede(progress: Progress, base_url: str, sizes: Sizes, results: DemoR
             cached_path="/stampede/" if cached_fn is not None else None,
             expire_naive=lambda: cache.delete(views.NAIVE_REPORT_KEY),
             expire_cached=cached_fn.invalidate if cached_fn is not None else None,
+            compute_seconds=data.STAMPEDE_COMPUTE_SECONDS,
             requesters=sizes.stampede_requesters,
             rounds=sizes.stampede_rounds,
             on_round=advance,
@@ -250,7 +251,7 @@ def run_demo(stack: Stack, sizes: Sizes, console: Console) -> DemoResults:
 
     from demo.blog.features import missing_features
     from demo.monitoring import cachewise_stats, dashboard_status
-    from demo.server import gunicorn
+    from demo.server import THREADS, WORKERS, gunicorn
 
     started = time.perf_counter()
     results = DemoResults(
@@ -259,7 +260,7 @@ def run_demo(stack: Stack, sizes: Sizes, console: Console) -> DemoResults:
         articles=sizes.articles,
         requests_per_run=sizes.requests,
         concurrency=sizes.concurrency,
-        server="Gunicorn, 2 workers x 8 threads (gthread), real HTTP on 127.0.0.1",
+        server=f"Gunicorn, {WORKERS} workers x {THREADS} threads (gthread), real HTTP on 127.0.0.1",
         missing_features=missing_features(),
     )
     console.print("[bold]1.[/] System checks and cachewise ping")

@@ -28,6 +28,7 @@ class StampedeResult:
     """Computes per expiry and the requesters' latencies, for the naive and the cached pattern."""
 
     requesters: int
+    compute_seconds: float
     naive_computes: list[int] = field(default_factory=list)
     cached_computes: list[int] = field(default_factory=list)
     naive: LoadResult = field(default_factory=LoadResult)
@@ -79,12 +80,13 @@ def stampede(
     cached_path: str | None,
     expire_naive: Callable[[], None],
     expire_cached: Callable[[], None] | None,
+    compute_seconds: float,
     requesters: int = 16,
     rounds: int = 3,
     on_round: Callable[[], None] | None = None,
 ) -> StampedeResult:
     """Run ``rounds`` expiries of each pattern; count recomputes per expiry."""
-    result = StampedeResult(requesters=requesters)
+    result = StampedeResult(requesters=requesters, compute_seconds=compute_seconds)
     for _ in range(rounds):
         result.naive_computes.append(_round(base_url, naive_path, expire_naive, requesters, result.naive))
         if on_round is not None:

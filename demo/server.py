@@ -25,6 +25,8 @@ __all__ = ["DemoError", "Stack", "gunicorn", "start_stack", "wait_until_serving"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: Configured as the production checklist asks: a memory cap, and evicting least-recently-used
 #: keys when it is reached rather than refusing writes.
+#: Gunicorn's shape for the load runs: threads so that a burst of requests really is concurrent.
+WORKERS, THREADS = 2, 8
 EMBEDDED_REDIS_ARGS = ("--maxmemory", "256mb", "--maxmemory-policy", "allkeys-lru")
 
 
@@ -112,7 +114,7 @@ def wait_until_serving(port: int, process: subprocess.Popen[bytes], timeout: flo
 
 
 @contextlib.contextmanager
-def gunicorn(*, workers: int = 2, threads: int = 8) -> Iterator[str]:
+def gunicorn(*, workers: int = WORKERS, threads: int = THREADS) -> Iterator[str]:
     """Serve the demo with Gunicorn on a free loopback port; yield its base URL; stop it after."""
     port = free_port()
     command = [
