@@ -9,7 +9,7 @@ from django.db import connection, transaction
 
 from cachewise import invalidate_model
 from cachewise.monitoring.metrics import metrics
-from cachewise.orm import cached_list, generations
+from cachewise.orm import cached_list, generations, txn
 from cachewise.signals import cache_degraded, cache_invalidated
 from tests.testapp.models import Article, Author, Category, Tag
 
@@ -72,6 +72,7 @@ def test_rollback_neither_poisons_nor_invalidates(
     Article.cached.get(article.pk)
     _titles()
     before = _counter(redis_client, "testapp.article", "gen")
+
     def write_read_and_roll_back() -> None:
         with transaction.atomic():
             article.title = "Uncommitted"
@@ -260,3 +261,22 @@ def test_failed_invalidation_escalates_to_the_global_epoch(
     _assert_refetches(django_assert_num_queries, "While down", article.pk)
     with django_assert_num_queries(0):
         assert Article.cached.get(article.pk)["title"] == "While down"  # type: ignore[index]
+
+
+@pytest.mark.django_db
+def test_in_a_testcase_transaction_captured_callbacks_invalidate(
+    django_capture_on_commit_callbacks: Any, django_assert_num_queries: Any
+) -> None:
+    # A write whose on_commit callbacks are still pending makes the (test) transaction "one that
+    # has written": the cache is bypassed until they run.
+    with django_capture_on_commit_callbacks(execute=True):
+        author = Author.objects.create(name="Ann")
+    assert not txn.has_written("default")
+    with django_capture_on_commit_callbacks(execute=True):
+        article = Article.objects.create(title="First", author=author)
+    Article.cached.get(article.pk)
+    with django_assert_num_queries(0):
+        Article.cached.get(article.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        Article.objects.filter(pk=article.pk).update(title="Second")
+    _assert_refetches(django_assert_num_queries, "Second", article.pk)

@@ -129,3 +129,12 @@ def test_dependencies_cover_every_way_a_query_reads_a_model() -> None:
     assert _reads(Article.objects.filter(has_tags)) == {"article", "tag", "article_tags"}
     union = Article.objects.values("title").union(Category.objects.values("name"))
     assert _reads(union) == {"article", "category"}
+
+
+def test_tables_of_no_model_need_depends_on(author: Author) -> None:
+    from cachewise.orm.deps import UnknownTableError
+
+    raw = Article.objects.extra(tables=["django_migrations"], where=["1 = 0"]).values("title")
+    with pytest.raises(UnknownTableError, match="django_migrations"):
+        cached_list(raw, ttl=60)
+    assert cached_list(raw, ttl=60, depends_on=[Author]) == []

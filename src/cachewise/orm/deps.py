@@ -55,7 +55,7 @@ def _concrete(model: ModelType) -> ModelType:
     return concrete if concrete is not None else model
 
 
-def _model_for_table(table: str) -> ModelType:
+def _model_for_table(table: str) -> ModelType | None:
     model = _tables.get(table)
     if model is not None:
         return model
@@ -63,13 +63,23 @@ def _model_for_table(table: str) -> ModelType:
     with _tables_lock:
         for candidate in apps.get_models(include_auto_created=True):
             _tables.setdefault(candidate._meta.db_table, _concrete(candidate))
-    model = _tables.get(table)
-    if model is None:
-        raise UnknownTableError(
-            f"the query reads table {table!r}, which belongs to no installed model, so cachewise "
-            "cannot tell when it changes; pass depends_on=[Model, ...] naming what it reads"
-        )
-    return model
+    return _tables.get(table)
+
+
+class _Found:
+    """Models found so far, and tables that belong to no installed model."""
+
+    def __init__(self, in_sql: Callable[[str], bool]) -> None:
+        self.models: set[ModelType] = set()
+        self.unknown: set[str] = set()
+        self.in_sql = in_sql
+
+    def add_table(self, table: str) -> None:
+        model = _model_for_table(table)
+        if model is None:
+            self.unknown.add(table)
+        else:
+            self.models.add(model)
 
 
 def _subqueries(node: Any) -> Iterator[Query]:
@@ -85,24 +95,24 @@ def _subqueries(node: Any) -> Iterator[Query]:
             yield from _subqueries(child)
 
 
-def _collect(query: Query, found: set[ModelType], in_sql: Callable[[str], bool]) -> None:
+def _collect(query: Query, found: _Found) -> None:
     if query.model is not None:
-        found.add(_concrete(query.model))
+        found.models.add(_concrete(query.model))
     for alias, join in query.alias_map.items():
         # The compiler restores refcounts after compiling, so ask the SQL instead: a join Django
         # trimmed (values("author_id") needs no Author) has its alias in alias_map but not in
         # the FROM clause. A false positive only adds a dependency, which is safe.
-        if in_sql(alias):
-            found.add(_model_for_table(join.table_name))
+        if found.in_sql(alias):
+            found.add_table(join.table_name)
     for table in query.extra_tables:
-        found.add(_model_for_table(table))
+        found.add_table(table)
     roots: list[Any] = [query.where, *query.annotations.values()]
     roots.extend(item for item in query.order_by if not isinstance(item, str))
     for root in roots:
         for sub in _subqueries(root):
-            _collect(sub, found, in_sql)
+            _collect(sub, found)
     for combined in query.combined_queries:
-        _collect(combined, found, in_sql)
+        _collect(combined, found)
 
 
 def _alias_finder(sql: str, using: str) -> Callable[[str], bool]:
@@ -116,13 +126,14 @@ def _alias_finder(sql: str, using: str) -> Callable[[str], bool]:
 
 
 def compile_query(
-    query: Query, using: str
+    query: Query, using: str, *, allow_unknown: bool = False
 ) -> tuple[frozenset[ModelType], tuple[str, tuple[Any, ...]] | None]:
     """The concrete models the SQL of ``query`` reads (parents included), and that SQL.
 
     Compiles a clone (``query`` itself is left untouched) so the joins Django adds at compile
     time are seen. The SQL is ``None`` for a query that can match nothing (``pk__in=[]``), which
-    then reads its base model only.
+    then reads its base model only. A table of no installed model (``extra(tables=...)``)
+    raises :class:`UnknownTableError` unless ``allow_unknown`` (the caller named the models).
     """
     clone = query.clone()
     sql: tuple[str, tuple[Any, ...]] | None
@@ -131,11 +142,16 @@ def compile_query(
         sql = (text, tuple(params))
     except EmptyResultSet:
         sql = None
-    found: set[ModelType] = set()
-    _collect(clone, found, (lambda alias: True) if sql is None else _alias_finder(sql[0], using))
-    for model in list(found):
-        found.update(_concrete(parent) for parent in model._meta.get_parent_list())
-    return frozenset(found), sql
+    found = _Found((lambda alias: True) if sql is None else _alias_finder(sql[0], using))
+    _collect(clone, found)
+    if found.unknown and not allow_unknown:
+        raise UnknownTableError(
+            f"the query reads table(s) {sorted(found.unknown)} of no installed model, so cachewise "
+            "cannot tell when they change; pass depends_on=[Model, ...] naming what they hold"
+        )
+    for model in list(found.models):
+        found.models.update(_concrete(parent) for parent in model._meta.get_parent_list())
+    return frozenset(found.models), sql
 
 
 def query_models(query: Query, using: str) -> frozenset[ModelType]:

@@ -86,14 +86,14 @@ def _plan(
         memo_key = (label, using, cache_key)
         deps = _memo.get(memo_key)
         if deps is None:
-            models_, _ = compile_query(queryset.query, using)
+            models_, _ = compile_query(queryset.query, using, allow_unknown=bool(extra))
             deps = tuple(labels(models_))
             with _memo_lock:
                 if len(_memo) >= _MEMO_SIZE:
                     _memo.clear()
                 _memo[memo_key] = deps
         return cache_key, sorted({*deps, *extra})
-    models_, sql = compile_query(queryset.query, using)
+    models_, sql = compile_query(queryset.query, using, allow_unknown=bool(extra))
     if sql is None:
         return None
     try:
