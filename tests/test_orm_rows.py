@@ -187,3 +187,22 @@ def test_other_backends_hit_invalidate_and_refuse_stale_fills(
     monkeypatch.undo()
     with django_assert_num_queries(1):
         assert Article.cached.get(article.pk)["title"] == "Third"  # type: ignore[index]
+
+
+def test_async_variants_read_through_the_same_cache(article: Article) -> None:
+    import asyncio
+
+    from cachewise.orm import acached_list
+
+    row = Article.cached.get(article.pk)
+    titles = Article.objects.values("title")
+
+    async def read() -> tuple[Any, Any, Any]:
+        return (
+            await Article.cached.aget(article.pk),
+            await Article.cached.aget_many([article.pk]),
+            await acached_list(titles, ttl=60),
+        )
+
+    one, many, listed = asyncio.run(read())
+    assert (one, many, listed) == (row, {article.pk: row}, [{"title": "First"}])

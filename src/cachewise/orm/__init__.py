@@ -10,7 +10,7 @@ in ``CachewiseConfig.ready()``) and, for bulk writes, through :class:`CachewiseQ
 from __future__ import annotations
 
 from .invalidation import invalidate_model
-from .lists import cached_list
+from .lists import acached_list, cached_list
 from .managers import CachewiseManager, CachewiseQuerySet, CachewiseQuerySetMixin
 from .rows import CachedRows, RowCache
 
@@ -20,6 +20,7 @@ __all__ = [
     "CachewiseQuerySet",
     "CachewiseQuerySetMixin",
     "RowCache",
+    "acached_list",
     "cached_list",
     "invalidate_model",
 ]

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.db import models, router
 from django.db.models.query import ModelIterable, QuerySet, ValuesIterable
 
@@ -32,7 +33,7 @@ from . import generations, txn
 from .deps import ModelType, compile_query, label_of, labels
 from .invalidation import counter_ttl, delivered, orm_alias
 
-__all__ = ["cached_list"]
+__all__ = ["acached_list", "cached_list"]
 
 # Dependencies of user-keyed lists, so a hit need not compile the query: (label, db, key) -> deps.
 _MEMO_SIZE = 512
@@ -151,3 +152,10 @@ def cached_list(
         except Exception:
             record("error", alias, namespace)
     return rows
+
+
+async def acached_list(
+    queryset: QuerySet[Any], ttl: int = 300, *, key: Any = None, depends_on: Iterable[ModelType] = ()
+) -> list[dict[str, Any]]:
+    """:func:`cached_list` from async code (run in Django's sync thread, like the async ORM)."""
+    return await sync_to_async(cached_list)(queryset, ttl, key=key, depends_on=depends_on)

@@ -30,6 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import models, router
 
@@ -165,6 +166,14 @@ class RowCache:
         for start in range(0, len(wanted), _CHUNK):
             found.update(self._get_chunk(wanted[start : start + _CHUNK]))
         return found
+
+    async def aget(self, pk: Any) -> dict[str, Any] | None:
+        """:meth:`get` from async code (run in Django's sync thread, like the async ORM)."""
+        return await sync_to_async(self.get)(pk)
+
+    async def aget_many(self, pks: Iterable[Any]) -> dict[Any, dict[str, Any]]:
+        """:meth:`get_many` from async code."""
+        return await sync_to_async(self.get_many)(list(pks))
 
     def _get_chunk(self, pks: list[Any]) -> dict[Any, dict[str, Any]]:
         if not pks:
