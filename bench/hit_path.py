@@ -109,36 +109,51 @@ VARIANTS: dict[str, Callable[[str], Variant]] = {
 }
 
 
-def measure(variants: list[Variant], rounds: int, iterations: int) -> dict[tuple[str, str], list[float]]:
-    """Per (variant, operation): the mean microseconds of each round."""
-    samples: dict[tuple[str, str], list[float]] = {}
+Samples = dict[tuple[str, str, str], list[float]]
+
+
+def measure(variants: list[Variant], rounds: int, iterations: int) -> Samples:
+    """Per (variant, operation, clock): the mean microseconds per call in each round.
+
+    Two clocks: ``wall`` (what a request waits, server time included) and ``cpu`` (this
+    process's CPU time: the client-side cost, much less disturbed by other load on the host).
+    """
+    samples: Samples = {}
     for _ in range(rounds):
         order = variants[:]
         random.shuffle(order)
         for operation in OPERATIONS:
             for variant in order:
                 fn = variant.ops[operation]
-                start = time.perf_counter()
+                wall, cpu = time.perf_counter(), time.process_time()
                 for _ in range(iterations):
                     fn()
-                elapsed = (time.perf_counter() - start) / iterations * 1e6
-                samples.setdefault((variant.name, operation), []).append(elapsed)
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                samples.setdefault((variant.name, operation, "wall"), []).append(wall / iterations * 1e6)
+                samples.setdefault((variant.name, operation, "cpu"), []).append(cpu / iterations * 1e6)
     return samples
 
 
-def report(variants: list[Variant], samples: dict[tuple[str, str], list[float]]) -> None:
-    names = [v.name for v in variants]
-    print(f"{'variant':<22}" + "".join(f"{op:>24}" for op in OPERATIONS))
-    for name in names:
-        cells = []
-        for operation in OPERATIONS:
-            median = statistics.median(samples[(name, operation)])
-            base = samples.get((BASELINE, operation))
-            ratio = f" ({median / statistics.median(base):.2f}x)" if base else ""
-            cells.append(f"{median:>9.1f} us{ratio:>9}")
-        print(f"{name:<22}" + "".join(f"{cell:>24}" for cell in cells))
+def _cell(samples: Samples, name: str, operation: str, clock: str) -> str:
+    median = statistics.median(samples[(name, operation, clock)])
+    base = (
+        statistics.median(samples[(BASELINE, operation, clock)])
+        if (BASELINE, operation, clock) in samples
+        else 0
+    )
+    ratio = f"({median / base:.2f}x)" if base else ""
+    return f"{median:8.1f} {ratio:>8}"
+
+
+def report(variants: list[Variant], samples: Samples) -> None:
+    for clock, title in (("wall", "wall time per call, us"), ("cpu", "client CPU time per call, us")):
+        print(f"\n{title} (median of rounds; ratio to {BASELINE})")
+        print(f"{'variant':<20}" + "".join(f"{op:>20}" for op in OPERATIONS))
+        for variant in variants:
+            cells = [_cell(samples, variant.name, op, clock) for op in OPERATIONS]
+            print(f"{variant.name:<20}" + "".join(f"{cell:>20}" for cell in cells))
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS: {rss_mb:.1f} MB; ratios are to {BASELINE} in the same run")
+    print(f"\npeak RSS: {rss_mb:.1f} MB")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,7 +34,9 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "socket_connect_timeout": 0.3,
     "max_connections": 50,
 }
-_SCHEMES = ("redis", "rediss", "unix")
+#: ``redis+cluster://`` and ``rediss+cluster://`` select Redis Cluster in cachewise's backend.
+_CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+_SCHEMES = ("redis", "rediss", "unix", *_CLUSTER_SCHEMES)
 _PREFIX = re.compile(r"[A-Za-z0-9_.\-]{1,40}\Z")
 
 
@@ -100,7 +102,7 @@ def parse_redis_url(url: str) -> dict[str, Any]:
     if parts.scheme not in _SCHEMES:
         raise ConfigurationError(
             f"Redis URL {redact_url(url)!r} has scheme {parts.scheme or '(none)'!r}: "
-            "use redis://, rediss:// (TLS) or unix://"
+            "use redis://, rediss:// (TLS), unix:// or redis+cluster://"
         )
     if parts.scheme != "unix" and not parts.hostname:
         raise ConfigurationError(f"Redis URL {redact_url(url)!r} has no host: expected redis://host:6379/0")
@@ -181,7 +183,15 @@ def caches_from_url(
         raise ConfigurationError(f"version must be an int >= 1, got {version!r}")
     merged = {**DEFAULT_OPTIONS, **(options or {})}
     caches = {"default": _cache_entry(backend, url.strip(), prefix, version, timeout, merged)}
-    if sessions:
+    if sessions and parsed["scheme"] in _CLUSTER_SCHEMES:
+        # A cluster has only database 0: sessions share it under their own prefix, which the
+        # cachewise backend's clear() (prefix-scoped, never FLUSHDB) leaves alone.
+        if sessions_db not in (None, 0) or parsed["db"] != 0:
+            raise ConfigurationError("Redis Cluster has only database 0: drop /<db> and sessions_db")
+        caches["sessions"] = _cache_entry(
+            backend, url.strip(), f"{prefix}-sess", version, sessions_timeout, merged
+        )
+    elif sessions:
         db = parsed["db"] + 1 if sessions_db is None else sessions_db
         if type(db) is not int or db < 0:
             raise ConfigurationError(f"sessions_db must be an int >= 0, got {db!r}")

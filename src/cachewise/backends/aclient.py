@@ -93,9 +93,8 @@ class AsyncRedisCacheClient:
         if not keys:
             return {}
         client = self.get_client()
-        raws: list[Any] | None = await self.resilience.acall(
-            "get_many", lambda: client.mget(keys), fallback=_none
-        )
+        mget = client.mget_nonatomic if self.sync.cluster else client.mget  # type: ignore[attr-defined]
+        raws: list[Any] | None = await self.resilience.acall("get_many", lambda: mget(keys), fallback=_none)
         return {} if raws is None else self.sync._decode_hits(names, raws)
 
     async def set_many(self, data: dict[str, Any], ttl_ms: int | None) -> bool:

@@ -54,6 +54,7 @@ class RedisCacheClient:
         self.servers = list(servers)
         self.format = value_format
         self.resilience = resilience
+        self.cluster = self.servers[0].cluster
         self._write: redis.Redis | None = None
         self._reads: list[redis.Redis] = []
         self._incr: Any = None
@@ -142,7 +143,8 @@ class RedisCacheClient:
         if not keys:
             return {}
         client = self.get_client(write=False)
-        raws: list[Any] | None = self.resilience.call("get_many", lambda: client.mget(keys), fallback=_none)
+        mget = client.mget_nonatomic if self.cluster else client.mget  # type: ignore[attr-defined]
+        raws: list[Any] | None = self.resilience.call("get_many", lambda: mget(keys), fallback=_none)
         return {} if raws is None else self._decode_hits(names, raws)
 
     def _decode_hits(self, names: Sequence[Any], raws: list[Any]) -> dict[Any, Any]:

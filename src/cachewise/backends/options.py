@@ -39,7 +39,9 @@ DEFAULTS: dict[str, Any] = {
     "on_add_error": "raise",
     "on_incr_error": "raise",
     "alias": None,
+    "cluster": False,
 }
+_CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
 ALLOWED_OPTIONS: frozenset[str] = frozenset(DEFAULTS) | PASSTHROUGH_OPTIONS
 
@@ -96,7 +98,18 @@ class BackendOptions:
         kwargs = {name: merged[name] for name in PASSTHROUGH_OPTIONS if name in merged}
         max_connections = int(_positive(merged, "max_connections", int))
         pool_timeout = _positive(merged, "pool_timeout", float)
-        return [ConnectionSettings(url, max_connections, pool_timeout, kwargs) for url in urls]
+        schemes = {url.partition("://")[0] for url in urls}
+        if not (merged["cluster"] or schemes & set(_CLUSTER_SCHEMES)):
+            return [ConnectionSettings(url, max_connections, pool_timeout, kwargs) for url in urls]
+        if len(urls) != 1:
+            raise ConfigurationError(
+                f"a Redis Cluster LOCATION is the URL of one node (others are discovered), got {len(urls)}"
+            )
+        scheme, _, rest = urls[0].partition("://")
+        url = f"{_CLUSTER_SCHEMES.get(scheme, scheme)}://{rest}"
+        if merged.get("db") or re.search(r"://[^/]*/0*[1-9]", url):
+            raise ConfigurationError("Redis Cluster has only database 0: remove the /<db> from LOCATION")
+        return [ConnectionSettings(url, max_connections, pool_timeout, kwargs, cluster=True)]
 
     @staticmethod
     def _format(merged: dict[str, Any]) -> ValueFormat:

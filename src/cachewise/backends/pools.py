@@ -13,6 +13,10 @@ circuit breaker decides what to do about failures instead.
 Async clients (``redis.asyncio``) are bound to the event loop that created their connections, so
 there is one pool per running loop, held in a ``WeakKeyDictionary`` that forgets a loop when it is
 garbage collected. Process forks are handled by redis-py (a pool resets itself in a new pid).
+
+With ``cluster`` set, the client is a ``redis.cluster.RedisCluster`` (a bounded blocking pool per
+node, cluster retries off too): it routes each key to its node, groups MGET and DEL by slot, and
+runs SCAN on every primary.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from typing import Any
+from typing import Any, cast
 
 import redis
 import redis.asyncio as aioredis
@@ -51,22 +55,66 @@ PASSTHROUGH_OPTIONS = frozenset(
 class ConnectionSettings:
     """Everything that shapes a connection to one server; hashable, so it keys the pool registry."""
 
-    def __init__(self, url: str, max_connections: int, pool_timeout: float, kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        url: str,
+        max_connections: int,
+        pool_timeout: float,
+        kwargs: dict[str, Any],
+        cluster: bool = False,
+    ) -> None:
         self.url = url
         self.max_connections = max_connections
         self.pool_timeout = pool_timeout
         self.kwargs = dict(kwargs)
-        self.key = (
-            url,
-            max_connections,
-            pool_timeout,
-            tuple(sorted((k, repr(v)) for k, v in kwargs.items())),
-        )
+        self.cluster = cluster
+        options = tuple(sorted((k, repr(v)) for k, v in kwargs.items()))
+        self.key = (url, max_connections, pool_timeout, options, cluster)
 
 
 _SYNC: dict[tuple[Any, ...], redis.Redis] = {}
 _ASYNC: dict[tuple[Any, ...], weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis]] = {}
 _LOCK = threading.Lock()
+
+
+def _new_sync(settings: ConnectionSettings) -> redis.Redis:
+    pool_options: dict[str, Any] = {
+        "max_connections": settings.max_connections,
+        "timeout": settings.pool_timeout,
+        "retry": redis.retry.Retry(NoBackoff(), 0),
+        **settings.kwargs,
+    }
+    if not settings.cluster:
+        return redis.Redis(
+            connection_pool=redis.BlockingConnectionPool.from_url(settings.url, **pool_options)
+        )
+    from redis.cluster import RedisCluster
+
+    cluster = RedisCluster.from_url(
+        settings.url, connection_pool_class=redis.BlockingConnectionPool, **pool_options
+    )
+    # RedisCluster has redis.Redis's command API (routing each key to its node) without being a
+    # subclass; get_client() callers are typed against redis.Redis.
+    return cast("redis.Redis", cluster)
+
+
+def _new_async(settings: ConnectionSettings) -> aioredis.Redis:
+    retry = aioredis.retry.Retry(NoBackoff(), 0)
+    if settings.cluster:
+        from redis.asyncio.cluster import RedisCluster
+
+        cluster = RedisCluster.from_url(
+            settings.url, max_connections=settings.max_connections, retry=retry, **settings.kwargs
+        )
+        return cast("aioredis.Redis", cluster)
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.url,
+        max_connections=settings.max_connections,
+        timeout=settings.pool_timeout,
+        retry=retry,
+        **settings.kwargs,
+    )
+    return aioredis.Redis(connection_pool=pool)
 
 
 def sync_client(settings: ConnectionSettings) -> redis.Redis:
@@ -77,14 +125,7 @@ def sync_client(settings: ConnectionSettings) -> redis.Redis:
     with _LOCK:
         client = _SYNC.get(settings.key)
         if client is None:
-            pool = redis.BlockingConnectionPool.from_url(
-                settings.url,
-                max_connections=settings.max_connections,
-                timeout=settings.pool_timeout,
-                retry=redis.retry.Retry(NoBackoff(), 0),
-                **settings.kwargs,
-            )
-            client = _SYNC[settings.key] = redis.Redis(connection_pool=pool)
+            client = _SYNC[settings.key] = _new_sync(settings)
         return client
 
 
@@ -99,14 +140,7 @@ def async_client(settings: ConnectionSettings) -> aioredis.Redis:
         per_loop = _ASYNC.setdefault(settings.key, weakref.WeakKeyDictionary())
         client = per_loop.get(loop)
         if client is None:
-            pool = aioredis.BlockingConnectionPool.from_url(
-                settings.url,
-                max_connections=settings.max_connections,
-                timeout=settings.pool_timeout,
-                retry=aioredis.retry.Retry(NoBackoff(), 0),
-                **settings.kwargs,
-            )
-            client = per_loop[loop] = aioredis.Redis(connection_pool=pool)
+            client = per_loop[loop] = _new_async(settings)
         return client
 
 
@@ -116,7 +150,9 @@ async def close_async_client(settings: ConnectionSettings) -> None:
     with _LOCK:
         per_loop = _ASYNC.get(settings.key)
         client = per_loop.pop(loop, None) if per_loop is not None else None
-    if client is not None:
+    if client is not None and settings.cluster:
+        await client.aclose()
+    elif client is not None:
         await client.connection_pool.disconnect()
 
 
@@ -125,4 +161,7 @@ def disconnect_all() -> None:
     with _LOCK:
         clients = list(_SYNC.values())
     for client in clients:
-        client.connection_pool.disconnect()
+        if hasattr(client, "disconnect_connection_pools"):  # RedisCluster
+            client.disconnect_connection_pools()
+        else:
+            client.connection_pool.disconnect()
