@@ -206,3 +206,17 @@ def test_async_variants_read_through_the_same_cache(article: Article) -> None:
 
     one, many, listed = asyncio.run(read())
     assert (one, many, listed) == (row, {article.pk: row}, [{"title": "First"}])
+
+
+def test_scripts_forgotten_by_the_server_are_loaded_again(
+    article: Article, redis_client: Any, django_assert_num_queries: Any
+) -> None:
+    Article.cached.get(article.pk)
+    redis_client.script_flush()  # as after a restart or failover
+    Article.objects.filter(pk=article.pk).update(title="Again")
+    redis_client.script_flush()
+    with django_assert_num_queries(1):
+        assert Article.cached.get(article.pk)["title"] == "Again"  # type: ignore[index]
+    redis_client.script_flush()
+    with django_assert_num_queries(0):
+        assert Article.cached.get(article.pk)["title"] == "Again"  # type: ignore[index]

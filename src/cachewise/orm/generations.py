@@ -129,9 +129,6 @@ class _RedisPath:
     guard: Callable[[str, Callable[[], Any]], Any] = _unguarded
 
 
-_scripts: dict[str, Any] = {}
-
-
 _NO_REDIS = _RedisPath(None, repr, repr)  # "not Redis", memoised like a real path
 _paths: weakref.WeakKeyDictionary[BaseCache, _RedisPath] = weakref.WeakKeyDictionary()
 
@@ -180,28 +177,46 @@ def _full(cache: BaseCache, keys: Sequence[str]) -> list[str]:
     return out
 
 
-def _script(client: Any, source: str) -> Any:
-    script = _scripts.get(source)
-    if script is None:
-        script = _scripts[source] = client.register_script(source)
-    return script
-
-
 _shas: dict[str, str] = {}
+
+
+def _sha(source: str) -> str:
+    sha = _shas.get(source)
+    if sha is None:
+        sha = _shas[source] = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+    return sha
 
 
 def _eval(client: Any, source: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
     """EVALSHA with one load on NOSCRIPT (a restarted or flushed server forgets scripts)."""
     from redis.exceptions import NoScriptError
 
-    sha = _shas.get(source)
-    if sha is None:
-        sha = _shas[source] = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
     try:
-        return client.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+        return client.execute_command("EVALSHA", _sha(source), len(keys), *keys, *args)
     except NoScriptError:
         client.script_load(source)
-        return client.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+        return client.execute_command("EVALSHA", _sha(source), len(keys), *keys, *args)
+
+
+def _fill_all(client: Any, calls: list[list[Any]]) -> None:
+    """One pipelined EVALSHA of the fill script per entry: a single round trip.
+
+    redis-py's Script objects would add a SCRIPT EXISTS round trip to every pipeline; load the
+    script only when the server says NOSCRIPT, then send the (fenced, so repeatable) batch again.
+    """
+    from redis.exceptions import NoScriptError
+
+    def send() -> None:
+        pipe = client.pipeline(transaction=False)
+        for args in calls:
+            pipe.execute_command("EVALSHA", _sha(_FILL_LUA), *args)
+        pipe.execute()
+
+    try:
+        send()
+    except NoScriptError:
+        client.script_load(_FILL_LUA)
+        send()
 
 
 def _as_int(raw: Any) -> int | None:
@@ -264,13 +279,12 @@ def store(alias: str, entries: Sequence[Entry]) -> None:
         for ttl, batch in by_ttl.items():
             cache.set_many(batch, timeout=ttl)
         return
-    script = _script(path.client, _FILL_LUA)
-    pipe = path.client.pipeline(transaction=False)
+    calls = []
     for entry in entries:
         keys = _full(cache, [entry.key, *entry.counter_keys])
         payload = path.encode([list(entry.stamp), entry.data])
-        script(keys=keys, args=[entry.ttl, payload, *entry.stamp], client=pipe)
-    path.guard("set_many", pipe.execute)
+        calls.append([len(keys), *keys, entry.ttl, payload, *entry.stamp])
+    path.guard("set_many", lambda: _fill_all(path.client, calls))
 
 
 def bump(alias: str, counter_keys: Sequence[str], counter_ttl: int) -> None:
