@@ -163,6 +163,7 @@ def render_html(results: DemoResults) -> str:
     body += [f"<p>{_esc(line)}</p>" for line in summary_lines(results)]
     body += [
         f"<h2>How to read this</h2><p>{_esc(HOW_TO_READ)}</p>",
+        "<h2>What the Gunicorn workers logged</h2><pre>" + _esc("\n".join(results.server_log)) + "</pre>",
         "<h2>Commands run</h2><pre>"
         + _esc("\n".join([results.checks, results.ping, _flush_output(results)]))
         + "</pre>",

@@ -89,9 +89,7 @@ def phase_figures(samples: list[Sample]) -> tuple[int, int, float, float, float]
 
 def outage_table(result: OutageResult) -> Table:
     """Requests, failures and hits before, during and after the outage."""
-    table = Table(
-        title=f"Outage: Redis killed at {result.down_at:.1f} s, restarted at {result.up_at:.1f} s, under load"
-    )
+    table = Table(title=f"Outage: Redis killed at {result.down_at:.1f} s, back at {result.up_at:.1f} s")
     for header in ("Phase", "requests", "failed", "hit rate", "p50 ms", "p99 ms"):
         table.add_column(header, justify="left" if header == "Phase" else "right")
     for phase in ("before", "during", "after"):
@@ -164,5 +162,8 @@ def print_report(results: DemoResults, console: Console) -> None:
         console.print(stats_table(results.stats))
     for line in summary_lines(results):
         console.print(line)
+    if results.server_log:
+        console.print("\nWhat the Gunicorn workers logged (distinct lines):")
+        console.print("\n".join(f"  {line}" for line in results.server_log), markup=False, highlight=False)
     console.print(f"\n[dim]How to read this: {HOW_TO_READ}[/]")
     console.print(f"[dim]Measured in this run, {results.seconds:.0f} s in total.[/]")

@@ -74,4 +74,6 @@ class DemoResults:
     #: ``cachewise stats --json``'s document at the end of the run (None without monitoring).
     stats: dict[str, Any] | None = None
     dashboard: str = ""
+    #: Distinct lines the Gunicorn workers logged (cachewise's degradation warnings, errors).
+    server_log: list[str] = field(default_factory=list)
     seconds: float = 0.0

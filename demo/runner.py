@@ -7,10 +7,12 @@ module (and the ``demo`` package) can be imported by tests without a configured 
 from __future__ import annotations
 
 import io
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -245,6 +247,18 @@ def run_outage(progress: Progress, base_url: str, stack: Stack, sizes: Sizes, re
         )
 
 
+def notable_lines(log: str, limit: int = 12) -> list[str]:
+    """The distinct lines of the workers' log, in order of first appearance, at most ``limit``."""
+    seen: dict[str, None] = {}
+    for line in log.splitlines():
+        if line.strip() and line not in seen:
+            seen[line] = None
+    lines = list(seen)
+    return (
+        [*lines[:limit], f"... and {len(lines) - limit} more distinct lines"] if len(lines) > limit else lines
+    )
+
+
 def run_demo(stack: Stack, sizes: Sizes, console: Console) -> DemoResults:
     """Everything after the stack is up: checks, seed, Gunicorn, loads, scenarios."""
     from django.db import connection
@@ -265,14 +279,16 @@ def run_demo(stack: Stack, sizes: Sizes, console: Console) -> DemoResults:
     )
     console.print("[bold]1.[/] System checks and cachewise ping")
     results.checks, results.ping = check_and_ping()
-    console.print(results.checks, results.ping, sep="\n")
+    console.print(results.checks, results.ping, sep="\n", markup=False, highlight=False)
     console.print(f"[bold]2.[/] Migrating and seeding {sizes.articles} articles")
     migrate_and_seed(sizes.articles)
     console.print("[bold]3.[/] Load, stampede and outage against Gunicorn")
-    with gunicorn() as base_url, _progress(console) as progress:
-        load_views(progress, base_url, sizes, results)
-        run_stampede(progress, base_url, sizes, results)
-        run_outage(progress, base_url, stack, sizes, results)
+    with tempfile.TemporaryDirectory(prefix="cwdemo-") as tmp:
+        with gunicorn(Path(tmp) / "gunicorn.log") as served, _progress(console) as progress:
+            load_views(progress, served.base_url, sizes, results)
+            run_stampede(progress, served.base_url, sizes, results)
+            run_outage(progress, served.base_url, stack, sizes, results)
+        results.server_log = notable_lines(served.log())
     # After Gunicorn stopped: its workers flushed their counters to Redis on the way out.
     results.stats = cachewise_stats()
     results.dashboard = dashboard_status()

@@ -15,7 +15,7 @@ def serve(port: int, console: Console) -> int:
     from demo.runner import check_and_ping, migrate_and_seed
 
     checks, ping = check_and_ping()
-    console.print(checks, ping, sep="\n")
+    console.print(checks, ping, sep="\n", markup=False, highlight=False)
     call_command("migrate", verbosity=0, interactive=False)
     if not Article.objects.exists():
         migrate_and_seed(3000)

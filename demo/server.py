@@ -20,7 +20,7 @@ from pathlib import Path
 
 from cachewise.embedded import EmbeddedRedis, free_port
 
-__all__ = ["DemoError", "Stack", "gunicorn", "start_stack", "wait_until_serving"]
+__all__ = ["DemoError", "Served", "Stack", "gunicorn", "start_stack", "wait_until_serving"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: Configured as the production checklist asks: a memory cap, and evicting least-recently-used
@@ -113,9 +113,25 @@ def wait_until_serving(port: int, process: subprocess.Popen[bytes], timeout: flo
     raise DemoError(f"gunicorn did not answer on 127.0.0.1:{port} within {timeout:.0f} s")
 
 
+@dataclass
+class Served:
+    """A running Gunicorn: its base URL, and the file its output goes to (read it after the run)."""
+
+    base_url: str
+    log_path: Path
+
+    def log(self) -> str:
+        """Everything Gunicorn and its workers printed (warnings and errors only)."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
 @contextlib.contextmanager
-def gunicorn(*, workers: int = WORKERS, threads: int = THREADS) -> Iterator[str]:
-    """Serve the demo with Gunicorn on a free loopback port; yield its base URL; stop it after."""
+def gunicorn(log_path: Path, *, workers: int = WORKERS, threads: int = THREADS) -> Iterator[Served]:
+    """Serve the demo with Gunicorn on a free loopback port; stop it on the way out.
+
+    Its output goes to ``log_path`` rather than the terminal, where it would tear the progress
+    bars; the report shows what the workers logged.
+    """
     port = free_port()
     command = [
         sys.executable, "-m", "gunicorn", "demo.wsgi:application",
@@ -130,16 +146,23 @@ def gunicorn(*, workers: int = WORKERS, threads: int = THREADS) -> Iterator[str]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
     # A session of its own: Ctrl-C reaches only the demo, which then stops Gunicorn gracefully
     # (its workers flush their counters to Redis before Redis is stopped).
-    process = subprocess.Popen(
-        command,
-        cwd=REPO_ROOT,
-        env=env,
-        preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
-        start_new_session=True,
-    )
+    served = Served(f"http://127.0.0.1:{port}", log_path)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
+            start_new_session=True,
+        )
     try:
-        wait_until_serving(port, process)
-        yield f"http://127.0.0.1:{port}"
+        try:
+            wait_until_serving(port, process)
+        except DemoError as exc:
+            raise DemoError(f"{exc}; its output:\n{served.log()[-3000:]}") from exc
+        yield served
     finally:
         _stop(process)
 
