@@ -23,7 +23,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 SMALL = {"title": "x" * 900, "id": 1, "tags": ["a", "b"]}  # ~1 KB pickled
@@ -39,6 +39,7 @@ class Variant:
 
     name: str
     ops: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    metrics: bool = True  # cachewise's in-process counters on while this variant runs
 
 
 def _setup_django() -> None:
@@ -106,6 +107,9 @@ VARIANTS: dict[str, Callable[[str], Variant]] = {
         "django RedisCache", "django.core.cache.backends.redis.RedisCache", url
     ),
     "django-redis": lambda url: cache_variant("django-redis", "django_redis.cache.RedisCache", url),
+    "cachewise-nometrics": lambda url: replace(
+        cache_variant("cachewise metrics off", "cachewise.backends.redis.RedisCache", url), metrics=False
+    ),
 }
 
 
@@ -125,6 +129,7 @@ def measure(variants: list[Variant], rounds: int, iterations: int) -> Samples:
         for operation in OPERATIONS:
             for variant in order:
                 fn = variant.ops[operation]
+                _set_metrics(variant.metrics)
                 wall, cpu = time.perf_counter(), time.process_time()
                 for _ in range(iterations):
                     fn()
@@ -132,6 +137,26 @@ def measure(variants: list[Variant], rounds: int, iterations: int) -> Samples:
                 samples.setdefault((variant.name, operation, "wall"), []).append(wall / iterations * 1e6)
                 samples.setdefault((variant.name, operation, "cpu"), []).append(cpu / iterations * 1e6)
     return samples
+
+
+def _set_metrics(enabled: bool) -> None:
+    from cachewise.monitoring.metrics import metrics
+
+    metrics.set_enabled(enabled)
+
+
+def _metrics_overhead(samples: Samples) -> None:
+    """cachewise with metrics on vs off, same run: the cost of counting a hit."""
+    on, off = "cachewise", "cachewise metrics off"
+    if (on, OPERATIONS[0], "wall") not in samples or (off, OPERATIONS[0], "wall") not in samples:
+        return
+    print("\nmetrics overhead (cachewise / cachewise metrics off, medians)")
+    for clock in ("wall", "cpu"):
+        ratios = [
+            statistics.median(samples[(on, op, clock)]) / statistics.median(samples[(off, op, clock)])
+            for op in OPERATIONS
+        ]
+        print(f"{clock:<20}" + "".join(f"{ratio:>19.3f}x" for ratio in ratios))
 
 
 def _cell(samples: Samples, name: str, operation: str, clock: str) -> str:
@@ -152,6 +177,7 @@ def report(variants: list[Variant], samples: Samples) -> None:
         for variant in variants:
             cells = [_cell(samples, variant.name, op, clock) for op in OPERATIONS]
             print(f"{variant.name:<20}" + "".join(f"{cell:>20}" for cell in cells))
+    _metrics_overhead(samples)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak RSS: {rss_mb:.1f} MB")
 

@@ -88,6 +88,11 @@ class Metrics:
             else:
                 values[(event, alias, self._bounded(alias, namespace))] += value
 
+    def set_enabled(self, enabled: bool) -> None:
+        """Count (or not) in this process from now on, until a setting changes (benchmarks)."""
+        self._activate()
+        self.enabled = enabled
+
     def snapshot(self) -> dict[MetricKey, float]:
         """A copy of every counter, safe to iterate while requests keep recording."""
         with self._lock:
