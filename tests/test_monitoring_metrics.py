@@ -236,3 +236,15 @@ def test_collected_deltas_are_sent_as_a_signal_exactly_once() -> None:
     finally:
         cache_metrics_collected.disconnect(receiver)
     assert batches == [{("hit", "article"): 2.0, ("bypass:authenticated", "page"): 1.0}]
+
+
+def test_prometheus_multiprocess_mode_adds_the_projects_metrics_without_duplicating_ours(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cachewise.monitoring.prometheus import render
+
+    record("hit", "default", "article", 4)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    text = render(["default"]).decode()
+    hits = [line for line in text.splitlines() if line.startswith("cachewise_hits_total{")]
+    assert hits == ['cachewise_hits_total{alias="default",namespace="article"} 4.0']
