@@ -11,9 +11,11 @@ Serves ``bench/views_site.py`` with Gunicorn (2 sync workers, Django's default m
 * ``cachewise``: the list under ``cachewise.decorators.cache_page``
 
 Rounds are interleaved (every variant once per round, shuffled); prints the median req/s and p99
-per variant, the ratios cachewise/django and cachewise/trivial, and peak RSS::
+per variant, the server CPU (Gunicorn workers + Redis, from /proc) per request, the ratios
+cachewise/django and cachewise/trivial of both, and peak RSS. On a loaded machine req/s swings
+with the neighbours; CPU per request does not, so capacity ratios are the steadier figure::
 
-    .venv/bin/python bench/views.py [--seconds 4] [--rounds 3] [--clients 2] [--threads 2]
+    .venv/bin/python bench/views.py [--seconds 2] [--rounds 7] [--clients 2] [--threads 2]
 """
 
 from __future__ import annotations
@@ -70,6 +72,22 @@ def _load_worker(args: tuple[int, str, int, float]) -> list[float]:
     return [value for out in latencies for value in out]
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by ``pids`` (from /proc; 0 for a pid that is gone)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def _server_pids(master: int, redis_pid: int) -> list[int]:
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return [int(pid) for pid in children] + [redis_pid]
+
+
 def _p99(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if ordered else 0.0
@@ -77,16 +95,16 @@ def _p99(values: list[float]) -> float:
 
 def _builtin_load(
     pool: multiprocessing.pool.Pool, port: int, path: str, clients: int, threads: int, seconds: float
-) -> tuple[float, float]:
+) -> tuple[float, float, int]:
     started = time.monotonic()
     results = pool.map(_load_worker, [(port, path, threads, seconds)] * clients)
     wall = time.monotonic() - started
     latencies = [value for result in results for value in result]
     # Requests over the load window (spawned workers are already running: wall ~ seconds).
-    return len(latencies) / max(wall, seconds), _p99(latencies) * 1000
+    return len(latencies) / max(wall, seconds), _p99(latencies) * 1000, len(latencies)
 
 
-def _wrk_load(port: int, path: str, clients: int, threads: int, seconds: float) -> tuple[float, float]:
+def _wrk_load(port: int, path: str, clients: int, threads: int, seconds: float) -> tuple[float, float, int]:
     output = subprocess.run(
         ["wrk", f"-t{clients}", f"-c{clients * threads}", f"-d{int(seconds)}s", "--latency",
          f"http://127.0.0.1:{port}{path}"],
@@ -94,7 +112,8 @@ def _wrk_load(port: int, path: str, clients: int, threads: int, seconds: float) 
     ).stdout  # fmt: skip
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", output).groups()  # type: ignore[union-attr]
-    return rps, float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    total = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    return rps, float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit], total
 
 
 def _setup_data(tmp: str, redis_url: str) -> None:
@@ -147,28 +166,43 @@ def _gunicorn(port: int) -> Iterator[subprocess.Popen[bytes]]:
             process.wait(timeout=5)
 
 
-def _report(results: dict[str, list[tuple[float, float]]]) -> None:
-    med = {v: statistics.median(r for r, _ in results[v]) for v in VARIANTS}
-    p99 = {v: statistics.median(p for _, p in results[v]) for v in VARIANTS}
-    print(f"{'variant':<20}{'req/s (median)':>16}{'p99 ms':>10}{'x trivial':>11}{'x django':>10}")
-    for variant in VARIANTS:
+Result = tuple[float, float, float]  # req/s, p99 ms, server CPU microseconds per request
+
+
+def _report(results: dict[str, list[Result]]) -> None:
+    med = {v: statistics.median(r[0] for r in results[v]) for v in VARIANTS}
+    p99 = {v: statistics.median(r[1] for r in results[v]) for v in VARIANTS}
+    cpu = {v: statistics.median(r[2] for r in results[v]) for v in VARIANTS}
+    print(
+        f"{'variant':<20}{'req/s':>8}{'p99 ms':>8}{'x trivial':>10}{'x django':>9}"
+        f"{'CPU us/req':>12}{'cap. x trivial':>15}{'cap. x django':>14}"
+    )
+    for v in VARIANTS:
         print(
-            f"{variant:<20}{med[variant]:>16.0f}{p99[variant]:>10.1f}"
-            f"{med[variant] / med['trivial']:>11.2f}{med[variant] / med['django']:>10.2f}"
+            f"{v:<20}{med[v]:>8.0f}{p99[v]:>8.1f}{med[v] / med['trivial']:>10.2f}"
+            f"{med[v] / med['django']:>9.2f}{cpu[v]:>12.0f}"
+            f"{cpu['trivial'] / cpu[v]:>15.2f}{cpu['django'] / cpu[v]:>14.2f}"
         )
     print(
-        f"\ncachewise / django cache_page: {med['cachewise'] / med['django']:.2f}x (target >= 0.9)"
-        f"\ncachewise / trivial floor:     {med['cachewise'] / med['trivial']:.2f}x (target >= 0.7)"
-        f"\ncachewise / uncached list:     {med['cachewise'] / med['list']:.1f}x"
+        f"\ncachewise / django cache_page: {med['cachewise'] / med['django']:.2f}x req/s, "
+        f"{cpu['django'] / cpu['cachewise']:.2f}x capacity (target >= 0.9)"
+        f"\ncachewise / trivial floor:     {med['cachewise'] / med['trivial']:.2f}x req/s, "
+        f"{cpu['trivial'] / cpu['cachewise']:.2f}x capacity (target >= 0.7)"
+        f"\ncachewise / uncached list:     {med['cachewise'] / med['list']:.1f}x req/s, "
+        f"{cpu['list'] / cpu['cachewise']:.1f}x capacity"
     )
-    per_round = ", ".join(f"{r:.0f}" for r, _ in results["cachewise"])
+    per_round = ", ".join(f"{r[0]:.0f}" for r in results["cachewise"])
     print(f"cachewise req/s per round: {per_round}")
+    print(
+        "capacity = inverse of the server CPU (2 Gunicorn workers + Redis) per request: robust to "
+        "other load on the machine, unlike req/s"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=4.0, help="load per variant and round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=2.0, help="load per variant and round")
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--clients", type=int, default=2, help="client processes")
     parser.add_argument("--threads", type=int, default=2, help="threads per client process")
     args = parser.parse_args()
@@ -179,25 +213,30 @@ def main() -> None:
     generator = "wrk" if use_wrk else "built-in (http.client)"
     print(f"load generator: {generator}; {args.clients} x {args.threads} connections, ", end="")
     print(f"{args.seconds:.0f} s x {args.rounds} rounds")
-    results: dict[str, list[tuple[float, float]]] = {v: [] for v in VARIANTS}
+    results: dict[str, list[Result]] = {v: [] for v in VARIANTS}
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         redis = EmbeddedRedis().start()
         stack.callback(redis.stop)
         _setup_data(tmp, redis.url)
         port = free_port()
-        stack.enter_context(_gunicorn(port))
+        server = stack.enter_context(_gunicorn(port))
+        assert redis.process is not None
+        pids = _server_pids(server.pid, redis.process.pid)
         pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(args.clients))
         for variant in VARIANTS:  # warm up: fill the caches, load templates and connections
             _builtin_load(pool, port, f"/{variant}/", 1, 1, 0.5)
         for _ in range(args.rounds):
             for variant in random.sample(VARIANTS, len(VARIANTS)):
                 path = f"/{variant}/"
+                cpu_before = _cpu_seconds(pids)
                 if use_wrk:
-                    results[variant].append(_wrk_load(port, path, args.clients, args.threads, args.seconds))
+                    rps, p99, total = _wrk_load(port, path, args.clients, args.threads, args.seconds)
                 else:
-                    results[variant].append(
-                        _builtin_load(pool, port, path, args.clients, args.threads, args.seconds)
+                    rps, p99, total = _builtin_load(
+                        pool, port, path, args.clients, args.threads, args.seconds
                     )
+                cpu_us = (_cpu_seconds(pids) - cpu_before) / max(total, 1) * 1e6
+                results[variant].append((rps, p99, cpu_us))
     _report(results)
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
