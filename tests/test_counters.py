@@ -43,6 +43,13 @@ def test_incr_get_and_get_many(backend: str) -> None:
     assert views.get_many([1, "slug-a", 99]) == {1: 5, "slug-a": 1, 99: 0}
 
 
+def test_incr_many_batches_increments(backend: str) -> None:
+    views = Counter("batch:views", ttl=3600)
+    views.incr(1)
+    assert views.incr_many({1: 2, "a": 5, 3: 1}) == {1: 3, "a": 5, 3: 1}
+    assert views.flush(lambda page, delta: None) == {1: 3, "a": 5, 3: 1}
+
+
 def test_flush_applies_each_count_once(backend: str) -> None:
     views = Counter("page:views")
     for page in (1, 2, 2, 3, 3, 3, "about"):

@@ -55,6 +55,22 @@ end
 return n
 """
 
+# Many increments in one call. KEYS: index, counter keys. ARGV: ttl ms|'0', then (member, amount)
+# pairs in counter key order. Returns the new counts.
+COUNTER_INCR_MANY = """
+local out = {}
+for i = 2, #KEYS do
+  local amount = tonumber(ARGV[2 * i - 1])
+  local n = redis.call('INCRBY', KEYS[i], amount)
+  if n == amount then
+    if ARGV[1] ~= '0' then redis.call('PEXPIRE', KEYS[i], ARGV[1]) end
+    redis.call('SADD', KEYS[1], ARGV[2 * i - 2])
+  end
+  out[i - 1] = n
+end
+return out
+"""
+
 # Drain a batch: for each counter read its count, delete it and drop it from the index, all in
 # one atomic step, so an increment lands either before (drained now) or after (re-creates the key
 # and re-indexes it for the next flush). KEYS: index, counter keys. ARGV: members (same order).
@@ -85,6 +101,7 @@ SCRIPTS = {
     "version_bump": VERSION_BUMP,
     "versioned_get": VERSIONED_GET,
     "counter_incr": COUNTER_INCR,
+    "counter_incr_many": COUNTER_INCR_MANY,
     "counter_drain": COUNTER_DRAIN,
     "counter_restore": COUNTER_RESTORE,
 }
