@@ -179,7 +179,8 @@ class PageCache:
     # -- async ------------------------------------------------------------------------------
 
     async def aserve(self, request: HttpRequest, get_response: AGetResponse) -> HttpResponseBase:
-        """Async :meth:`serve`: the view and the cache calls are awaited, never run in a thread."""
+        """Async :meth:`serve`: the view runs on the caller's event loop; the fill goes through
+        :func:`~cachewise.compute.aget_or_compute` (coroutines of one loop share one fetch)."""
         reason = request_bypass_reason(request, per_user=self.policy.key.per_user)
         if reason is not None:
             return self.bypass(request, await self._arender(request, get_response, _Run()), reason)
