@@ -192,17 +192,24 @@ def test_other_backends_hit_invalidate_and_refuse_stale_fills(
 def test_async_variants_read_through_the_same_cache(article: Article) -> None:
     import asyncio
 
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
     from cachewise.orm import acached_list
 
     row = Article.cached.get(article.pk)
     titles = Article.objects.values("title")
 
     async def read() -> tuple[Any, Any, Any]:
-        return (
-            await Article.cached.aget(article.pk),
-            await Article.cached.aget_many([article.pk]),
-            await acached_list(titles, ttl=60),
-        )
+        try:
+            return (
+                await Article.cached.aget(article.pk),
+                await Article.cached.aget_many([article.pk]),
+                await acached_list(titles, ttl=60),
+            )
+        finally:
+            # The sync thread opened its own connection: close it, or it blocks dropping the test DB.
+            await sync_to_async(connections.close_all)()
 
     one, many, listed = asyncio.run(read())
     assert (one, many, listed) == (row, {article.pk: row}, [{"title": "First"}])
