@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import redis
-from django.core.cache.backends.base import BaseCache
+from django.core.cache.backends.base import BaseCache, CacheKeyWarning
 from django.utils.module_loading import import_string
 
 from cachewise.exceptions import CacheServerError
@@ -209,6 +209,22 @@ class TestContract:
         with pytest.raises((TypeError, Exception)):
             cache.set("key", Unpicklable())
         assert cache.get("key") is None
+
+    @pytest.mark.parametrize(
+        "bad_key", ["has space", "tab\there", "x" * 260], ids=["space", "control", "long"]
+    )
+    def test_unportable_keys_warn_like_django(self, cache: BaseCache, bad_key: str) -> None:
+        with pytest.warns(CacheKeyWarning):
+            cache.set(bad_key, 1)
+        with pytest.warns(CacheKeyWarning):
+            cache.get(bad_key)
+        with pytest.warns(CacheKeyWarning):
+            assert cache.get_many(["fine", bad_key]) == {bad_key: 1}
+
+    def test_get_many_accepts_any_iterable_of_keys(self, cache: BaseCache) -> None:
+        cache.set_many({"a": 1, "b": 2})
+        assert cache.get_many(key for key in ("a", "b", "c")) == {"a": 1, "b": 2}
+        assert cache.get_many(("a",)) == {"a": 1}
 
     def test_close_is_harmless(self, cache: BaseCache) -> None:
         cache.set("key", "value")
