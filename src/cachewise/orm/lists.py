@@ -127,8 +127,9 @@ def cached_list(
     if queryset.query.select_for_update:
         record("bypass:select_for_update", alias, namespace)
         return _evaluate(queryset)
-    if not (txn.cache_readable(using) and delivered(alias)):
-        record("bypass:transaction", alias, namespace)
+    bypass = txn.bypass_reason(using) or (None if delivered(alias) else "invalidation_pending")
+    if bypass:
+        record(f"bypass:{bypass}", alias, namespace)
         return _evaluate(queryset)
     plan = _plan(queryset, key, depends_on, using)
     if plan is None:

@@ -180,8 +180,9 @@ class RowCache:
             return {}
         plan = self.plan()
         alias, using = orm_alias(), self.using
-        if not (txn.cache_readable(using) and delivered(alias)):
-            record("bypass:transaction", alias, plan.namespace)
+        bypass = txn.bypass_reason(using) or (None if delivered(alias) else "invalidation_pending")
+        if bypass:
+            record(f"bypass:{bypass}", alias, plan.namespace)
             return {pk: row for pk, row in self._query(plan, pks).items() if row is not None}
         row_keys = [_key_with(plan.namespace, ("row", plan.field_hash), pk) for pk in pks]
         rv_keys = [_key_with(plan.namespace, ("rv",), pk) for pk in pks]

@@ -20,7 +20,7 @@ from typing import Any
 
 from django.db import transaction
 
-__all__ = ["PendingInvalidation", "cache_readable", "fill_allowed", "has_written", "schedule"]
+__all__ = ["PendingInvalidation", "bypass_reason", "fill_allowed", "has_written", "schedule"]
 
 Deliver = Callable[["PendingInvalidation"], None]
 
@@ -89,9 +89,9 @@ def has_written(using: str) -> bool:
     return batch is not None and connection.in_atomic_block and _registered(connection, batch)
 
 
-def cache_readable(using: str) -> bool:
-    """The cache may answer reads: the transaction has not written (it must see its own writes)."""
-    return not has_written(using)
+def bypass_reason(using: str) -> str | None:
+    """``"transaction"`` when reads must skip the cache (the transaction must see its own writes)."""
+    return "transaction" if has_written(using) else None
 
 
 def fill_allowed(using: str) -> bool:
