@@ -75,9 +75,13 @@ def outage_chart(result: OutageResult, bucket: float = 0.25) -> str:
     height, plot_h = 220, 160
     step = (WIDTH - 40) / count
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" role="img">']
-    parts.append(
-        '<text x="0" y="16" font-weight="bold">Outage: requests per 0.25 s (hit, miss, failed)</text>'
-    )
+    parts.append('<text x="0" y="16" font-weight="bold">Outage: requests started per 0.25 s</text>')
+    for index, (name, color) in enumerate(
+        (("hit", CACHED_COLOR), ("miss", MISS_COLOR), ("failed", FAIL_COLOR))
+    ):
+        x = 300 + index * 90
+        parts.append(f'<rect x="{x}" y="7" width="10" height="10" fill="{color}"/>')
+        parts.append(f'<text x="{x + 14}" y="16" font-size="11">{name}</text>')
     for index, slot in enumerate(stacks):
         y = 30 + plot_h
         for value, color in zip(slot, (CACHED_COLOR, MISS_COLOR, FAIL_COLOR), strict=True):

@@ -1,15 +1,18 @@
 """What cachewise's own monitoring saw during the run, read the way ``cachewise stats`` does.
 
 Gunicorn's workers count hits, misses and recomputes in memory and flush them into one Redis hash
-per alias (``cachewise.monitoring.aggregate``); after the workers have exited, this process reads
-the totals. They are a cross-check on the demo's per-request headers, counted by the library.
+per alias (``cachewise.monitoring.aggregate``); this process reads the totals. They are a
+cross-check on the demo's per-request headers, counted by the library. They are read before the
+outage scenario: the embedded Redis keeps nothing on disk, so its restart starts the totals again
+(what the workers counted while it was down is flushed after it, and read at the end).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-__all__ = ["cachewise_stats", "dashboard_status"]
+__all__ = ["cachewise_stats", "dashboard_status", "settled_stats"]
 
 
 def cachewise_stats(alias: str = "default") -> dict[str, Any] | None:
@@ -19,6 +22,17 @@ def cachewise_stats(alias: str = "default") -> dict[str, Any] | None:
     except ImportError:
         return None
     return build_report(alias, pings=5).as_dict()
+
+
+def settled_stats(alias: str = "default") -> dict[str, Any] | None:
+    """``cachewise_stats`` once every worker has flushed what it counted so far.
+
+    Workers flush every ``CACHEWISE_METRICS_FLUSH_INTERVAL`` seconds: wait one and a half of those.
+    """
+    from cachewise.conf import conf
+
+    time.sleep(min(conf.METRICS_FLUSH_INTERVAL, 10.0) * 1.5)
+    return cachewise_stats(alias)
 
 
 def dashboard_status() -> str:

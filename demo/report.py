@@ -19,8 +19,8 @@ HOW_TO_READ = (
     "the cachewise requests that ran none of the cached code (the cached runs start cold, so first "
     "visits count as misses). speedup: cachewise req/s over uncached req/s; the two variants ran "
     "interleaved in the same run. Recomputes per expiry: how many of the requesters that arrived "
-    "together on an expired key ran the slow computation. In cachewise's own counters, 'degraded' and "
-    "'errors' are the reads that failed open while Redis was down in the outage scenario."
+    "together on an expired key ran the slow computation. cachewise's own counters are the library's "
+    "count of the same load and stampede runs, summed over the workers through Redis."
 )
 
 
@@ -100,7 +100,9 @@ def outage_table(result: OutageResult) -> Table:
 
 def stats_table(stats: dict[str, Any]) -> Table:
     """cachewise's own counters per namespace, summed over every worker (``cachewise stats``)."""
-    table = Table(title="cachewise's own counters, all workers (as `manage.py cachewise stats` shows them)")
+    table = Table(
+        title="cachewise's own counters for the load and stampede runs, all workers (cachewise stats)"
+    )
     headers = ("Namespace", "hits", "misses", "hit rate", "recomputes", "lock waits", "degraded", "errors")
     for header in headers:
         table.add_column(header, justify="left" if header == "Namespace" else "right")
@@ -137,6 +139,14 @@ def summary_lines(results: DemoResults) -> list[str]:
                 else "no hit after restart."
             )
         )
+        after = results.stats_after_restart
+        if after is not None:
+            total = after["total"]
+            lines.append(
+                f"cachewise counted {total.get('degraded', 0):,.0f} degraded reads and "
+                f"{total.get('errors', 0):,.0f} cache errors in the outage scenario (its counters since "
+                "the restart, including what the workers kept while Redis was down)."
+            )
     elif results.outage_skipped:
         lines.append(f"Outage: skipped ({results.outage_skipped}).")
     if results.dashboard:

@@ -71,8 +71,11 @@ class DemoResults:
     stampede: StampedeResult | None = None
     outage: OutageResult | None = None
     outage_skipped: str = ""
-    #: ``cachewise stats --json``'s document at the end of the run (None without monitoring).
+    #: ``cachewise stats --json``'s document after the load and stampede runs (None without
+    #: the monitoring module).
     stats: dict[str, Any] | None = None
+    #: The same, counted since the outage scenario restarted the (empty) embedded Redis.
+    stats_after_restart: dict[str, Any] | None = None
     dashboard: str = ""
     #: Distinct lines the Gunicorn workers logged (cachewise's degradation warnings, errors).
     server_log: list[str] = field(default_factory=list)

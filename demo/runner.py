@@ -264,7 +264,7 @@ def run_demo(stack: Stack, sizes: Sizes, console: Console) -> DemoResults:
     from django.db import connection
 
     from demo.blog.features import missing_features
-    from demo.monitoring import cachewise_stats, dashboard_status
+    from demo.monitoring import cachewise_stats, dashboard_status, settled_stats
     from demo.server import THREADS, WORKERS, gunicorn
 
     started = time.perf_counter()
@@ -287,10 +287,12 @@ def run_demo(stack: Stack, sizes: Sizes, console: Console) -> DemoResults:
         with gunicorn(Path(tmp) / "gunicorn.log") as served, _progress(console) as progress:
             load_views(progress, served.base_url, sizes, results)
             run_stampede(progress, served.base_url, sizes, results)
+            results.stats = settled_stats()
             run_outage(progress, served.base_url, stack, sizes, results)
         results.server_log = notable_lines(served.log())
     # After Gunicorn stopped: its workers flushed their counters to Redis on the way out.
-    results.stats = cachewise_stats()
+    if results.outage is not None:
+        results.stats_after_restart = cachewise_stats()
     results.dashboard = dashboard_status()
     results.seconds = time.perf_counter() - started
     return results
