@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 from django.core.cache.backends.base import BaseCache
 
 from cachewise.backends import pools
@@ -158,3 +160,30 @@ def test_threads_share_one_sync_pool(redis_server: RedisServerInfo) -> None:
     assert len(clients) == 6
     assert len({id(client) for client in clients}) == 1
     delete_prefixed(redis_server.url, prefix)
+
+
+def test_sync_pool_waits_for_a_free_connection_then_fails_clearly(redis_server: RedisServerInfo) -> None:
+    pool = pools.WaitingConnectionPool.from_url(redis_server.url, max_connections=2, timeout=0.3)
+    try:
+        held = [pool.get_connection(), pool.get_connection()]
+        got: list[Any] = []
+
+        def waiter() -> None:
+            got.append(pool.get_connection())
+
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        thread.join(timeout=0.05)
+        assert got == []  # blocked: both connections are in use
+        pool.release(held.pop())
+        thread.join(timeout=2)
+        assert len(got) == 1  # woken by the release
+        start = time.monotonic()
+        with pytest.raises(redis.exceptions.ConnectionError, match="max_connections=2"):
+            pool.get_connection()
+        assert 0.25 < time.monotonic() - start < 1.0
+        pool.release(got[0])
+        pool.release(held[0])
+        assert len({id(pool.get_connection()), id(pool.get_connection())}) == 2
+    finally:
+        pool.disconnect()

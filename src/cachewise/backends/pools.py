@@ -3,8 +3,8 @@
 Django's cache handler builds one backend instance per thread (and per async context), so a pool
 owned by the instance would multiply: N threads, N pools, N x ``max_connections`` sockets. Pools
 live here instead, keyed by what makes a connection different, and each is bounded: a
-``BlockingConnectionPool`` of ``max_connections`` that waits at most ``pool_timeout`` for a free
-connection and then raises (counted as an outage by the breaker).
+:class:`WaitingConnectionPool` of ``max_connections`` that waits at most ``pool_timeout`` for a
+free connection and then raises (counted as an outage by the breaker).
 
 redis-py's own retries are switched off (``Retry(NoBackoff(), 0)``): redis-py 8 retries a failed
 command three times by default, which turns one blackholed read into four socket timeouts. The
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import weakref
 from typing import Any, cast
 
@@ -72,6 +73,61 @@ class ConnectionSettings:
         self.key = (url, max_connections, pool_timeout, options, cluster)
 
 
+class PoolExhaustedError(redis.exceptions.ConnectionError):
+    """Every connection of a pool is in use (an outage for the breaker once the wait times out)."""
+
+
+class WaitingConnectionPool(redis.ConnectionPool):
+    """A bounded pool that waits up to ``timeout`` seconds for a free connection, then raises.
+
+    redis-py's ``BlockingConnectionPool`` pays a queue round trip on every command; this pool
+    keeps ``ConnectionPool``'s cheap list pop on the hit path and only waits when all
+    ``max_connections`` are busy (retrying every 50 ms at most, so a missed wake-up costs little).
+    """
+
+    def __init__(self, timeout: float = 1.0, **kwargs: Any) -> None:
+        self.wait_timeout = timeout
+        self._released = threading.Condition(threading.Lock())
+        self._waiting = 0
+        super().__init__(**kwargs)
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + self.wait_timeout
+        while True:
+            try:
+                return super().get_connection(*args, **kwargs)
+            except PoolExhaustedError:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise redis.exceptions.ConnectionError(
+                        f"no free Redis connection within {self.wait_timeout}s "
+                        f"(max_connections={self.max_connections}): raise OPTIONS['max_connections'] "
+                        "or OPTIONS['pool_timeout'], or find what holds connections"
+                    ) from None
+                with self._released:
+                    self._waiting += 1
+                    self._released.wait(min(remaining, 0.05))
+                    self._waiting -= 1
+
+    def make_connection(self) -> Any:
+        # Called under the pool's lock. Our own error type: redis-py's differs across versions.
+        if self._created_connections >= self.max_connections:
+            raise PoolExhaustedError("all connections are in use")
+        return super().make_connection()
+
+    def release(self, connection: Any) -> None:
+        super().release(connection)
+        if self._waiting:  # read without the lock: a missed wake-up only costs one 50 ms slice
+            with self._released:
+                self._released.notify()
+
+    def reset(self) -> None:
+        super().reset()
+        # After a fork, a condition held by a parent thread would never be released in the child.
+        self._released = threading.Condition(threading.Lock())
+        self._waiting = 0
+
+
 _SYNC: dict[tuple[Any, ...], redis.Redis] = {}
 _ASYNC: dict[tuple[Any, ...], weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis]] = {}
 _LOCK = threading.Lock()
@@ -85,14 +141,10 @@ def _new_sync(settings: ConnectionSettings) -> redis.Redis:
         **settings.kwargs,
     }
     if not settings.cluster:
-        return redis.Redis(
-            connection_pool=redis.BlockingConnectionPool.from_url(settings.url, **pool_options)
-        )
+        return redis.Redis(connection_pool=WaitingConnectionPool.from_url(settings.url, **pool_options))
     from redis.cluster import RedisCluster
 
-    cluster = RedisCluster.from_url(
-        settings.url, connection_pool_class=redis.BlockingConnectionPool, **pool_options
-    )
+    cluster = RedisCluster.from_url(settings.url, connection_pool_class=WaitingConnectionPool, **pool_options)
     # RedisCluster has redis.Redis's command API (routing each key to its node) without being a
     # subclass; get_client() callers are typed against redis.Redis.
     return cast("redis.Redis", cluster)
