@@ -336,3 +336,24 @@ def test_failures_outside_the_window_do_not_open_the_breaker() -> None:
     assert breaker.state == "closed"
     breaker.record_failure()
     assert breaker.state == "open"
+
+
+def test_threads_share_the_breaker_of_an_alias(cachewise_caches: dict[str, Any]) -> None:
+    """Django builds one backend per thread; the breaker must be per process and alias."""
+    from django.core.cache import caches
+
+    breakers: list[Any] = []
+
+    def worker() -> None:
+        breakers.append(caches["default"].resilience.breaker)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=5)
+    assert len(breakers) == 4
+    assert all(breaker is breakers[0] for breaker in breakers)
+    assert breakers[0].alias == "default"
+    assert caches["sessions"].resilience.breaker is not breakers[0]
+    assert caches["sessions"].resilience.alias == "sessions"

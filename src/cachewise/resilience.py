@@ -152,16 +152,21 @@ class Breaker:
         circuit_state_changed.send(sender=Breaker, alias=self.alias, old=changed[0], new=changed[1])
 
 
-_BREAKERS: dict[tuple[str, str], Breaker] = {}
+_BREAKERS: dict[tuple[Any, ...], Breaker] = {}
 _BREAKERS_LOCK = threading.Lock()
 
 
 def breaker_for(alias: str, location: str, **settings: Any) -> Breaker:
-    """The process-wide breaker of ``alias`` at ``location`` (created on first use)."""
+    """The process-wide breaker of ``alias`` at ``location`` with ``settings`` (made on first use).
+
+    Every thread's backend instance of an alias gets the same breaker; new thresholds (settings
+    overridden in tests) get a breaker of their own rather than silently keeping the old ones.
+    """
+    key = (alias, location, *sorted(settings.items()))
     with _BREAKERS_LOCK:
-        breaker = _BREAKERS.get((alias, location))
+        breaker = _BREAKERS.get(key)
         if breaker is None:
-            breaker = _BREAKERS[(alias, location)] = Breaker(alias, **settings)
+            breaker = _BREAKERS[key] = Breaker(alias, **settings)
         return breaker
 
 
