@@ -7,6 +7,7 @@ import gc
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -187,3 +188,21 @@ def test_sync_pool_waits_for_a_free_connection_then_fails_clearly(redis_server: 
         assert len({id(pool.get_connection()), id(pool.get_connection())}) == 2
     finally:
         pool.disconnect()
+
+
+def test_a_fresh_loop_per_call_does_not_accumulate_pools(cache: RedisCache) -> None:
+    """async_to_sync under WSGI runs each call on a new loop: old loops' pools must go."""
+    settings_key = cache.options.servers[0].key
+
+    async def use(i: int) -> None:
+        await cache.aset("k", i)  # leaves a connected pool behind, as careless code would
+        assert await cache.aget("k") == i
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)  # sockets of dropped pools, closed by GC
+        for i in range(4):
+            asyncio.run(use(i))
+        gc.collect()
+        assert len(pools._ASYNC[settings_key]) <= 1
+        asyncio.run(cache.adisconnect())
+        gc.collect()

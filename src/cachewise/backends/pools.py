@@ -12,7 +12,8 @@ circuit breaker decides what to do about failures instead.
 
 Async clients (``redis.asyncio``) are bound to the event loop that created their connections, so
 there is one pool per running loop, held in a ``WeakKeyDictionary`` that forgets a loop when it is
-garbage collected. Process forks are handled by redis-py (a pool resets itself in a new pid).
+garbage collected, or closed (checked whenever a new loop makes its pool). Process forks are
+handled by redis-py (a pool resets itself in a new pid).
 
 With ``cluster`` set, the client is a ``redis.cluster.RedisCluster`` (a bounded blocking pool per
 node, cluster retries off too): it routes each key to its node, groups MGET and DEL by slot, and
@@ -192,8 +193,21 @@ def async_client(settings: ConnectionSettings) -> aioredis.Redis:
         per_loop = _ASYNC.setdefault(settings.key, weakref.WeakKeyDictionary())
         client = per_loop.get(loop)
         if client is None:
+            _forget_closed_loops(per_loop)
             client = per_loop[loop] = _new_async(settings)
         return client
+
+
+def _forget_closed_loops(per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any]) -> None:
+    """Drop the pools of loops that were closed without ``adisconnect()``.
+
+    A pool's open connections reference their loop, so the weak key alone would never let go:
+    code that runs a fresh loop per call (``async_to_sync`` under WSGI, ``asyncio.run`` in a
+    command) would keep one pool per call. Dropped connections are closed when collected.
+    """
+    for old_loop in list(per_loop.keys()):
+        if old_loop.is_closed():
+            del per_loop[old_loop]
 
 
 async def close_async_client(settings: ConnectionSettings) -> None:
