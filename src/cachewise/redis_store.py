@@ -3,7 +3,8 @@
 Each operation is one round trip (an ``EVALSHA`` or a single command), so nothing can interleave
 between a check and the act that depends on it:
 
-* ``read``: the value and the fence (``MGET``); ``read_waiting`` adds the lock's remaining life.
+* ``read``: the value, the lock and the fence (``MGET``); ``read_waiting`` gives the lock's
+  remaining life instead of its presence.
 * ``fill``: store only if the caller still holds its lock token (when it has one) and the fence
   is unchanged since its read; release the lock and ``PUBLISH`` the outcome to waiters.
 * ``release`` / ``extend``: compare-and-delete / compare-and-extend on the lock token, so a caller
@@ -135,12 +136,12 @@ class RedisStore(Store):
 
     # Items ------------------------------------------------------------------------------------
     def read(self, key: str) -> Read:
-        """The value and the fence in one MGET: the hit path costs one plain command."""
-        value_key, _, fence_key = self._keys(key)
+        """Value, fence and whether the lock is held, in one MGET (one plain command)."""
+        keys = self._keys(key)
         client = self.client
-        raw, fence = self.call("get", lambda: client.mget([value_key, fence_key]))
+        raw, lock, fence = self.call("get", lambda: client.mget(keys))
         entry: Entry | Missing = MISSING if raw is None else self._entry(raw)
-        return Read(entry, _text(fence) if fence is not None else "0", math.inf)
+        return Read(entry, _text(fence) if fence is not None else "0", 0.0 if lock is None else math.inf)
 
     def read_waiting(self, key: str) -> Read:
         """The value, the fence and the lock's remaining life, in one script call."""

@@ -28,7 +28,6 @@ for serving when the computation raises.
 from __future__ import annotations
 
 import math
-import os
 import random
 import threading
 import time
@@ -37,11 +36,12 @@ from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from .background import refresh_pool
+from .coalesce import coalescer, refresh_gate
 from .exceptions import CacheUnavailableError, SerializationError
 from .monitoring.metrics import namespace_of, record
 from .store import MISSING, Entry, Missing, Store
 
-__all__ = ["MODES", "Coalescer", "Computation", "Policy", "fetch", "refresh", "xfetch_due"]
+__all__ = ["MODES", "Computation", "Policy", "fetch", "refresh", "xfetch_due"]
 
 MODES = ("lock", "xfetch", "none")
 
@@ -101,61 +101,6 @@ def xfetch_due(entry: Entry, beta: float, now: float) -> bool:
     return now - entry.compute_seconds * beta * math.log(1.0 - random.random()) >= entry.soft_expiry
 
 
-class _Flight:
-    __slots__ = ("done", "nostore", "ok", "value")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.ok = False
-        self.nostore = False
-        self.value: Any = None
-
-
-class Coalescer:
-    """In-process single flight: one thread per key talks to the cache, the others wait here.
-
-    Bounded: beyond ``max_keys`` concurrent keys, callers skip coalescing (they still get the
-    cross-process lock). Entries are removed as soon as their flight lands.
-    """
-
-    def __init__(self, max_keys: int = 10_000) -> None:
-        self.max_keys = max_keys
-        self._lock = threading.Lock()
-        self._flights: dict[str, _Flight] = {}
-
-    def join(self, key: str) -> tuple[_Flight | None, bool]:
-        """Return ``(flight, leader)``; ``(None, True)`` when the table is full."""
-        with self._lock:
-            flight = self._flights.get(key)
-            if flight is not None:
-                return flight, False
-            if len(self._flights) >= self.max_keys:
-                return None, True
-            flight = self._flights[key] = _Flight()
-            return flight, True
-
-    def land(
-        self, key: str, flight: _Flight | None, ok: bool, value: Any = None, nostore: bool = False
-    ) -> None:
-        """Publish the leader's outcome (``ok`` False: followers fetch for themselves)."""
-        if flight is None:
-            return
-        flight.ok, flight.value, flight.nostore = ok, value, nostore
-        with self._lock:
-            self._flights.pop(key, None)
-        flight.done.set()
-
-    def reset(self) -> None:
-        """Forget every flight (after fork: the threads that led them do not exist in the child)."""
-        self._lock = threading.Lock()
-        self._flights = {}
-
-
-coalescer = Coalescer()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=coalescer.reset)
-
-
 class _Lease:
     """Renews a held lock every third of its lease while the computation runs."""
 
@@ -192,6 +137,7 @@ class _Call:
         self.namespace = namespace_of(key)
         self.mode_label = mode_label
         self.fallback: Entry | Missing = MISSING
+        self.read_at = time.monotonic()
 
     def record(self, event: str, value: float = 1.0) -> None:
         record(event, self.alias, self.namespace, value)
@@ -248,16 +194,23 @@ class _Call:
             self.record("degraded")
 
     # Modes --------------------------------------------------------------------------------------
-    def refresh_in_place(self, entry: Entry) -> Any:
+    def refresh_in_place(self, entry: Entry, lock_ttl: float) -> Any:
         """Early or stale refresh: take the lock without waiting, else serve ``entry``.
 
         The winner hands the computation to the background pool and serves ``entry`` too, so no
         request waits (it computes in place only when background refresh is off or the pool is
-        full). Either way exactly one caller holds the lock while refreshing.
+        full). Either way exactly one caller holds the lock while refreshing. Threads of this
+        process pass a local gate first, so a herd reading the same stale value sends one lock
+        attempt per process, not one per request.
         """
-        token = self.store.acquire(self.key, self.policy.lease)
         served = "hit" if self.fresh(entry) else "stale"
-        if token is None:
+        gate_key = f"{self.alias}\0{self.key}"
+        # A lock seen in the read means someone is refreshing: serve without trying to take it.
+        if lock_ttl > 0 or not refresh_gate.try_enter(gate_key, min(self.policy.lease, 1.0)):
+            self.record(served)
+            return entry.value
+        token = self.store.acquire(self.key, self.policy.lease)
+        if token is None:  # another process refreshes: keep the gate closed for its hold time
             self.record(served)
             return entry.value
         self.fallback = entry
@@ -274,6 +227,7 @@ class _Call:
                 return read.entry.value
             return self.compute(token, read.fence)
         finally:
+            refresh_gate.leave(f"{self.alias}\0{self.key}")
             if threading.current_thread().name.startswith(refresh_pool.name):
                 _close_db_connections()
 
@@ -359,12 +313,12 @@ def _fetch(call: _Call) -> Any:
         if now < entry.soft_expiry:
             if policy.mode == "xfetch" and xfetch_due(entry, policy.beta, now):
                 call.mode_label = "xfetch"
-                return call.refresh_in_place(entry)
+                return call.refresh_in_place(entry, read.lock_ttl)
             call.record("hit")
             return entry.value
         if now < entry.soft_expiry + policy.stale_ttl:
             call.mode_label = "stale"
-            return call.refresh_in_place(entry)
+            return call.refresh_in_place(entry, read.lock_ttl)
         if now < entry.soft_expiry + policy.stale_if_error:
             call.fallback = entry
     call.record("miss")
@@ -375,7 +329,7 @@ def _fetch(call: _Call) -> Any:
 
 def _coalesced(call: _Call) -> Any:
     full_key = f"{call.alias}\0{call.key}"
-    flight, leader = coalescer.join(full_key)
+    flight, leader = coalescer.join(full_key, call.read_at)
     if not leader:
         assert flight is not None
         started = time.monotonic()
