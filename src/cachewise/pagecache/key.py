@@ -96,6 +96,8 @@ def _query_part(
 ) -> tuple[tuple[str, tuple[str, ...]], ...]:
     # Parameters are sorted by name; the order of a repeated parameter's values is kept because
     # request.GET.getlist() hands it to the view in that order.
+    if not request.META.get("QUERY_STRING"):
+        return ()  # the common case: skip building a QueryDict
     items = request.GET.lists()
     return tuple(sorted((k, tuple(v)) for k, v in items if allowed is None or k in allowed))
 

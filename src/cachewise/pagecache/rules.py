@@ -74,7 +74,7 @@ def request_bypass_reason(request: HttpRequest, *, per_user: bool = False) -> st
         return "method"
     if per_user and _is_authenticated(request):
         return None
-    if "authorization" in request.headers:
+    if "HTTP_AUTHORIZATION" in request.META:
         return "authorization"
     if settings.SESSION_COOKIE_NAME in request.COOKIES:
         return "session"
