@@ -240,3 +240,24 @@ def test_flush_db_empties_only_its_own_database(disposable_redis: Any) -> None:
     cache.flush_db()
     assert cache.get_client().dbsize() == 0
     assert other_db.get("k") == 2
+
+
+def test_corrupt_payloads_are_misses_not_exceptions(redis_server: RedisServerInfo, prefix: str) -> None:
+    import asyncio
+
+    cache = make(redis_server, prefix)  # unsigned, pickle: the inlined hit path
+    cache.set("good", [1, 2])
+    _forge(cache, "corrupt", bytes((0xC1,)) + b"not a pickle")
+    _forge(cache, "truncated", raw_of(cache, "good")[:-3])
+    before = errors()
+    assert cache.get("corrupt", "miss") == "miss"
+    assert cache.get("truncated", "miss") == "miss"
+    assert cache.get_many(["good", "corrupt", "truncated"]) == {"good": [1, 2]}
+
+    async def read() -> Any:
+        value = await cache.aget("corrupt", "miss")
+        await cache.adisconnect()
+        return value
+
+    assert asyncio.run(read()) == "miss"
+    assert errors() - before == 5

@@ -93,7 +93,10 @@ class RedisCacheClient:
         if raw is None:
             return default
         if raw and raw[0] == self._fast_header and len(raw) < _VIEW_FROM:  # the hit path, inlined
-            return self._fast_loads(raw[1:])
+            try:
+                return self._fast_loads(raw[1:])
+            except Exception:  # unreadable: decode() below reports it and answers a miss
+                pass
         return self._decode_or(raw, default, "get")
 
     def set(self, key: str, value: Any, ttl_ms: int | None) -> bool:
@@ -156,7 +159,7 @@ class RedisCacheClient:
                 for name, raw in pairs
                 if raw is not None
             }
-        except (SerializationError, IndexError):  # report each unreadable payload; leave it out (a miss)
+        except Exception:  # some payload is unreadable: decode one by one, report each, leave it out
             pairs = zip(names, raws, strict=True)
             values = {name: self._decode_or(raw, MISSING, "get_many") for name, raw in pairs}
             return {name: value for name, value in values.items() if value is not MISSING}

@@ -265,7 +265,10 @@ class ValueFormat:
         head = raw[0]
         if head == self._plain_header and self.signing_key is None:
             # The hit path. Slicing copies, but is faster than a memoryview below ~32 KB.
-            return self.serializer.loads(raw[1:] if len(raw) < _VIEW_FROM else memoryview(raw)[1:])
+            try:
+                return self.serializer.loads(raw[1:] if len(raw) < _VIEW_FROM else memoryview(raw)[1:])
+            except Exception as exc:
+                raise SerializationError(f"payload with header 0x{head:02x} cannot be read: {exc}") from exc
         if head in _INT_FIRST_BYTES:
             return self._decode_int(raw)
         if head < _HEADER_BASE:
