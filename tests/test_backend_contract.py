@@ -18,6 +18,7 @@ import redis
 from django.core.cache.backends.base import BaseCache, CacheKeyWarning
 from django.utils.module_loading import import_string
 
+from cachewise.backends.redis import RedisCache
 from cachewise.exceptions import CacheServerError
 from cachewise.testing import RedisServerInfo, delete_prefixed
 
@@ -373,3 +374,18 @@ def test_multi_key_operations_are_one_round_trip(ours: Any) -> None:
     assert _sent(client, lambda: ours.set_many(dict.fromkeys(keys, 1))) == {"set": 50}  # one pipeline
     assert _sent(client, lambda: ours.get_many(keys)) == {"mget": 1}
     assert _sent(client, lambda: ours.delete_many(keys)) == {"del": 1}
+
+
+def test_several_servers_write_to_the_first_and_read_from_the_others(redis_server: RedisServerInfo) -> None:
+    prefix = f"c{uuid.uuid4().hex[:10]}"
+    primary, replica = redis_server.url_for(13), redis_server.url_for(14)
+    cache = RedisCache(f"{primary};{replica}", {"KEY_PREFIX": prefix})
+    try:
+        cache.set("key", "value")
+        assert cache.get_client(write=True).get(cache.make_and_validate_key("key")) is not None
+        assert cache.get("key") is None  # read from the "replica", which has not got it
+        cache.get_client(write=False).set(cache.make_and_validate_key("key"), cache.encode("replicated"))
+        assert cache.get("key") == "replicated"
+    finally:
+        delete_prefixed(primary, prefix)
+        delete_prefixed(replica, prefix)
