@@ -27,6 +27,13 @@ def _load(load: LoadResult | None, *, hits: bool = True) -> dict[str, Any] | Non
     return figures
 
 
+def _stats_rows(stats: dict[str, Any] | None) -> dict[str, Any] | None:
+    """cachewise's own counters per namespace (``cachewise stats --json``'s rows), or None."""
+    if stats is None:
+        return None
+    return {row["namespace"]: row for row in [*stats["namespaces"], {**stats["total"], "namespace": "all"}]}
+
+
 def headline(results: DemoResults) -> dict[str, Any]:
     """Per view, the stampede, the outage and the counter check, as JSON-ready values."""
     data: dict[str, Any] = {
@@ -39,6 +46,7 @@ def headline(results: DemoResults) -> dict[str, Any]:
             for view in results.views
         },
         "missing_features": results.missing_features,
+        "cachewise_stats": _stats_rows(results.stats),
         "seconds": round(results.seconds, 1),
     }
     if results.counter is not None:
