@@ -26,6 +26,7 @@ Settings: Django's ``CACHE_MIDDLEWARE_SECONDS``, ``CACHE_MIDDLEWARE_ALIAS`` and
 
 from __future__ import annotations
 
+import abc
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -65,7 +66,7 @@ def site_page_cache() -> PageCache:
     )
 
 
-class _Middleware:
+class _Middleware(abc.ABC):
     """Sync and async capable: runs in the mode of the handler chain it is given."""
 
     sync_capable = True
@@ -82,13 +83,13 @@ class _Middleware:
             return self.acall(request)
         return self.call(request)
 
+    @abc.abstractmethod
     def call(self, request: HttpRequest) -> HttpResponseBase:
         """Handle ``request`` in a sync chain."""
-        raise TypeError("subclasses define call()")  # pragma: no cover
 
+    @abc.abstractmethod
     async def acall(self, request: HttpRequest) -> HttpResponseBase:
         """Handle ``request`` in an async chain."""
-        raise TypeError("subclasses define acall()")  # pragma: no cover
 
 
 class FetchFromCacheMiddleware(_Middleware):
