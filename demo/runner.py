@@ -28,7 +28,7 @@ __all__ = ["Sizes", "run_demo"]
 
 @dataclass(frozen=True)
 class Sizes:
-    """How big the run is: ``quick`` (tests, ~20 s) or the full default (~2 minutes)."""
+    """How big the run is: ``quick`` (tests, ~20 s) or the full default (about a minute)."""
 
     articles: int
     requests: int
