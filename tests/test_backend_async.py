@@ -206,3 +206,14 @@ def test_a_fresh_loop_per_call_does_not_accumulate_pools(cache: RedisCache) -> N
         assert len(pools._ASYNC[settings_key]) <= 1
         asyncio.run(cache.adisconnect())
         gc.collect()
+
+
+def test_instances_of_one_configuration_share_their_setup(redis_server: RedisServerInfo) -> None:
+    """Django builds an instance per thread (per request context under ASGI): keep that cheap."""
+    options = {"socket_timeout": 0.4}
+    params = {"KEY_PREFIX": "shared", "OPTIONS": options}
+    first, second = RedisCache(redis_server.url, params), RedisCache(redis_server.url, dict(params))
+    assert second._client is first._client
+    assert second.resilience is first.resilience
+    other = RedisCache(redis_server.url, {"KEY_PREFIX": "shared", "OPTIONS": {"socket_timeout": 0.3}})
+    assert other._client is not first._client

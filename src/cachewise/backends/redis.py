@@ -60,13 +60,64 @@ def _infer_alias(location: str | list[str], params: dict[str, Any]) -> str:
     """Find this cache's alias in settings.CACHES (Django does not pass it to backends)."""
     from django.conf import settings
 
+    prefix = params.get("KEY_PREFIX", "")
     for alias, entry in getattr(settings, "CACHES", {}).items():
-        same_place = entry.get("LOCATION") == location and entry.get("KEY_PREFIX", "") == params.get(
-            "KEY_PREFIX", ""
-        )
+        same_place = entry.get("LOCATION") == location and entry.get("KEY_PREFIX", "") == prefix
         if same_place and entry.get("BACKEND", "").endswith("RedisCache"):
             return str(alias)
     return "default"
+
+
+class _Setup:
+    """What every instance of one configured cache shares: options, resilience, clients."""
+
+    def __init__(self, server: str | list[str], options: dict[str, Any] | None, alias: str | None) -> None:
+        self.options = BackendOptions(server, options)
+        self.alias = self.options.alias or alias or "default"
+        location_key = server if isinstance(server, str) else ";".join(server)
+        breaker = breaker_for(self.alias, location_key, **self.options.breaker)
+        self.resilience = Resilience(self.alias, breaker, self.options.policy, self.options.log_interval)
+        self.client = RedisCacheClient(self.options.servers, self.options.format, self.resilience)
+        self.aclient = AsyncRedisCacheClient(self.client)
+
+
+_SETUPS: dict[tuple[Any, ...], _Setup] = {}
+_BY_IDENTITY: dict[tuple[Any, ...], tuple[dict[str, Any], _Setup]] = {}
+_SETUPS_LIMIT = 256  # configurations are few; the bound only guards a test suite making thousands
+
+
+def _setup_for(server: str | list[str], params: dict[str, Any]) -> _Setup:
+    """The shared setup of this configuration, built once per process.
+
+    Django makes a backend instance per thread, and under ASGI per request context: building
+    the options, plug-ins and clients each time would cost ~20 us per request.
+    """
+    options = params.get("OPTIONS") or {}
+    location_key = server if isinstance(server, str) else ";".join(server)
+    # Django copies the settings entry shallowly, so OPTIONS is the very dict from settings: an
+    # identity hit skips the alias search and the repr below (the dict is kept alive in the entry).
+    fast_key = (id(options), location_key, params.get("KEY_PREFIX", ""))
+    known = _BY_IDENTITY.get(fast_key)
+    if known is not None and known[0] is options:
+        return known[1]
+    alias = options.get("alias") or _infer_alias(server, params)
+    secret = ""
+    if options.get("sign") and not options.get("signing_key"):
+        from django.conf import settings
+
+        secret = settings.SECRET_KEY  # a new SECRET_KEY must give a new signing key
+    key = (location_key, alias, secret, repr(sorted(options.items())))
+    setup = _SETUPS.get(key)
+    if setup is None:
+        setup = _Setup(server, options, alias)
+        if len(_SETUPS) >= _SETUPS_LIMIT:
+            _SETUPS.clear()
+        _SETUPS[key] = setup  # a race builds two equal setups; either is fine
+    if not secret:  # with sign=True a SECRET_KEY change must be seen: no identity shortcut
+        if len(_BY_IDENTITY) >= _SETUPS_LIMIT:
+            _BY_IDENTITY.clear()
+        _BY_IDENTITY[fast_key] = (options, setup)
+    return setup
 
 
 class RedisCache(BaseCache):
@@ -74,14 +125,12 @@ class RedisCache(BaseCache):
 
     def __init__(self, server: str | list[str], params: dict[str, Any]) -> None:
         super().__init__(params)
-        self._location = server
-        self.options = BackendOptions(server, params.get("OPTIONS"))
-        self.alias = self.options.alias or _infer_alias(server, params)
-        location_key = server if isinstance(server, str) else ";".join(server)
-        breaker = breaker_for(self.alias, location_key, **self.options.breaker)
-        self.resilience = Resilience(self.alias, breaker, self.options.policy, self.options.log_interval)
-        self._client = RedisCacheClient(self.options.servers, self.options.format, self.resilience)
-        self._async = AsyncRedisCacheClient(self._client)
+        setup = _setup_for(server, params)
+        self.options = setup.options
+        self.alias = setup.alias
+        self.resilience = setup.resilience
+        self._client = setup.client
+        self._async = setup.aclient
 
     # -- hooks -----------------------------------------------------------------------------------
 
