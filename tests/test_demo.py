@@ -93,3 +93,38 @@ def test_outage_fails_no_request_and_recovers(demo_run: tuple[dict[str, Any], Pa
     assert outage["during"] > 0  # requests really were served while Redis was down
     assert outage["failures"] == 0, outage
     assert outage["recovered_after"] is not None, outage
+
+
+def test_percentile_is_nearest_rank() -> None:
+    from demo.load import percentile
+
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.5) == 50.0
+    assert percentile(values, 0.99) == 99.0
+    assert percentile([7.0], 0.99) == 7.0
+    assert percentile([], 0.5) == 0.0
+
+
+def test_outage_phases_and_recovery_come_from_sample_times() -> None:
+    from demo.load import LoadResult, Sample
+    from demo.scenarios import OutageResult
+
+    samples = [
+        Sample(started=0.5, seconds=0.01, status=200, queries=0, computed=0),  # hit before
+        Sample(started=1.5, seconds=0.05, status=200, queries=4, computed=1),  # miss during
+        Sample(started=2.2, seconds=0.05, status=200, queries=4, computed=1),  # first refill after
+        Sample(started=2.6, seconds=0.01, status=200, queries=0, computed=0),  # hit after
+    ]
+    result = OutageResult(load=LoadResult(samples=samples), down_at=1.0, up_at=2.0)
+    assert [len(result.phase(name)) for name in ("before", "during", "after")] == [1, 1, 2]
+    assert result.recovered_after == pytest.approx(0.6)
+    assert result.load.failures == 0
+
+
+def test_html_charts_escape_labels() -> None:
+    from demo.html_report import bar_chart
+
+    svg = bar_chart("<title>", ["a & b"], [("s", "#000", [1.5])], "ms")
+    assert "&lt;title&gt;" in svg
+    assert "a &amp; b" in svg
+    assert "<script" not in svg
