@@ -389,3 +389,33 @@ def test_several_servers_write_to_the_first_and_read_from_the_others(redis_serve
     finally:
         delete_prefixed(primary, prefix)
         delete_prefixed(replica, prefix)
+
+
+def reversed_key(key: str, key_prefix: str, version: int) -> str:
+    return f"v{version}|{key}|{key_prefix}"
+
+
+def hashed_key(key: str, key_prefix: str, version: int) -> str:
+    import hashlib
+
+    return hashlib.sha1(f"{key_prefix}{version}{key}".encode()).hexdigest()
+
+
+def test_clear_with_a_custom_key_function_stays_scoped(redis_server: RedisServerInfo) -> None:
+    token = uuid.uuid4().hex[:8]
+    mine = RedisCache(redis_server.url, {"KEY_PREFIX": f"p{token}", "KEY_FUNCTION": reversed_key})
+    longer = RedisCache(redis_server.url, {"KEY_PREFIX": f"p{token}x", "KEY_FUNCTION": reversed_key})
+    mine.set("a", 1)
+    longer.set("a", 2)
+    mine.clear()
+    assert mine.get("a") is None
+    assert longer.get("a") == 2
+    longer.clear()
+
+
+def test_clear_refuses_when_it_cannot_be_scoped(redis_server: RedisServerInfo) -> None:
+    from cachewise.exceptions import ConfigurationError
+
+    hashed = RedisCache(redis_server.url, {"KEY_PREFIX": "h", "KEY_FUNCTION": hashed_key})
+    with pytest.raises(ConfigurationError, match="flush_db"):
+        hashed.clear()

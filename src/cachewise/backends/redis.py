@@ -45,6 +45,7 @@ from django.core.cache.backends.base import (
     default_key_func,
 )
 
+from cachewise.exceptions import ConfigurationError
 from cachewise.resilience import Resilience, breaker_for
 
 from .aclient import AsyncRedisCacheClient
@@ -179,10 +180,20 @@ class RedisCache(BaseCache):
         return None if seconds is None else int(seconds * 1000)
 
     def _clear_pattern(self) -> str:
-        if self.key_func is not default_key_func:
-            # A custom KEY_FUNCTION may put the prefix anywhere: match it anywhere.
-            return f"*{escape_pattern(self.key_prefix)}*" if self.key_prefix else "*"
-        return f"{escape_pattern(self.key_prefix)}:*"
+        """The SCAN pattern of every key this cache can make, whatever the key and version."""
+        if self.key_func is default_key_func:
+            return f"{escape_pattern(self.key_prefix)}:*"
+        # A custom KEY_FUNCTION: make a key from markers and turn the markers into wildcards.
+        key_mark, version_mark = "\x00k\x00", "\x00v\x00"
+        sample = str(self.key_func(key_mark, self.key_prefix, version_mark))
+        if key_mark not in sample or version_mark not in sample or not self.key_prefix:
+            raise ConfigurationError(
+                f"clear() cannot tell this cache's keys from others: KEY_FUNCTION {self.key_func!r} "
+                "does not keep the key and version visible, or KEY_PREFIX is empty. Set KEY_PREFIX and a "
+                "KEY_FUNCTION that embeds them, or empty the database on purpose with flush_db()"
+            )
+        parts = [escape_pattern(part) for part in sample.replace(version_mark, key_mark).split(key_mark)]
+        return "*".join(parts)
 
     # -- sync API ---------------------------------------------------------------------------------
 
