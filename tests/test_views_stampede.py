@@ -27,29 +27,44 @@ def _renders(view: str) -> int:
     return views_views.renders.get(view, 0)
 
 
-def test_twenty_threads_on_a_cold_page_render_it_once() -> None:
-    before = _renders("slow")
+def _hammer(path: str, count: int) -> list[bytes]:
     bodies: list[bytes] = []
     errors: list[BaseException] = []
-    start = threading.Barrier(20)
+    start = threading.Barrier(count)
 
     def worker() -> None:
         try:
             client = Client()
             start.wait(timeout=10)
-            bodies.append(client.get("/slow/").content)
+            bodies.append(client.get(path).content)
         except BaseException as exc:  # reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=worker) for _ in range(20)]
+    threads = [threading.Thread(target=worker) for _ in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=20)
     assert not errors
-    assert len(bodies) == 20
+    assert len(bodies) == count
+    return bodies
+
+
+def test_twenty_threads_on_a_cold_page_render_it_once() -> None:
+    before = _renders("slow")
+    bodies = _hammer("/slow/", 20)
     assert _renders("slow") - before == 1
     assert len(set(bodies)) == 1
+
+
+def test_one_render_per_expiry() -> None:
+    before = _renders("short_slow")
+    first = _hammer("/short-slow/", 10)
+    time.sleep(1.1)  # the page (timeout 1 s) expires
+    second = _hammer("/short-slow/", 10)
+    assert _renders("short_slow") - before == 2
+    assert len(set(first)) == len(set(second)) == 1
+    assert first[0] != second[0]
 
 
 def test_twenty_coroutines_on_a_cold_async_page_render_it_once() -> None:

@@ -23,6 +23,7 @@ urlpatterns: list[URLPattern] = [
     path("add-message/", v.add_message),
     path("allow-listed/", v.allow_listed),
     path("slow/", v.slow),
+    path("short-slow/", v.short_slow),
     path("boom/", v.boom),
     path("short-max-age/", v.short_max_age),
     path("async-echo/", v.async_echo),

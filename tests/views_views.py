@@ -202,3 +202,9 @@ def short_max_age(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(f"short n={rendered('short_max_age')}")
     patch_cache_control(response, max_age=5)
     return response
+
+
+@cache_page(1)
+def short_slow(request: HttpRequest) -> HttpResponse:
+    time.sleep(0.2)
+    return HttpResponse(f"short slow n={rendered('short_slow')}")
