@@ -17,13 +17,27 @@ from rich.console import Console
 DEFAULT_HTML = Path(__file__).resolve().parent / "report" / "index.html"
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m demo",
+        description="Run the cachewise demo blog under load, with and without caching, and report.",
+    )
     parser.add_argument("--quick", action="store_true", help="small run for tests (~20 s)")
     parser.add_argument("--serve", action="store_true", help="serve the blog on 127.0.0.1:8000 instead")
     parser.add_argument("--port", type=int, default=8000, help="port for --serve (default 8000)")
-    parser.add_argument("--requests", type=int, default=None, help="requests per view and variant")
-    parser.add_argument("--html", type=Path, default=DEFAULT_HTML, help="where to write the HTML report")
+    parser.add_argument(
+        "--requests", type=_positive, default=None, help="requests per view and variant (400)"
+    )
+    parser.add_argument(
+        "--html", type=Path, default=DEFAULT_HTML, help="HTML report path (demo/report/index.html)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the headline figures as JSON")
     parser.add_argument("--sqlite", default=None, help="SQLite file to use (default demo/demo.sqlite3)")
     return parser.parse_args(argv)
