@@ -20,6 +20,8 @@ Waiters subscribe to the lock key as a pub/sub channel.
 from __future__ import annotations
 
 import math
+import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -102,6 +104,7 @@ class RedisStore(Store):
         sources = {"read": _READ, "fill": _FILL, "release": _RELEASE, "extend": _EXTEND}
         sources.update(SCRIPTS, invalidate=_INVALIDATE)
         self._scripts: dict[str, Any] = {name: client.register_script(src) for name, src in sources.items()}
+        self._pubsubs = _PubSubPool(client)
 
     # Plumbing ---------------------------------------------------------------------------------
     def call(self, operation: str, fn: Callable[[], T]) -> T:
@@ -188,12 +191,15 @@ class RedisStore(Store):
         lost (the waiter would then sleep until the lease ran out).
         """
         channel = self._keys(key)[1]
-        pubsub = self.client.pubsub()
+        pubsub = self._pubsubs.take()
+        reusable = False
         try:
             self.call("lock", lambda: _subscribe(pubsub, channel))
-            yield _PubSubWatch(pubsub, self)
+            yield _PubSubWatch(pubsub, self, channel)
+            self.call("lock", lambda: pubsub.unsubscribe(channel))
+            reusable = True
         finally:
-            pubsub.close()
+            self._pubsubs.give_back(pubsub, reusable)
 
     # Versions -------------------------------------------------------------------------------
     def version(self, key: str, ttl: float | None) -> int:
@@ -225,22 +231,60 @@ def _ttl_arg(ttl: float | None) -> int:
 
 def _subscribe(pubsub: Any, channel: str) -> None:
     pubsub.subscribe(channel)
-    message = pubsub.get_message(timeout=1.0)
-    while message is not None and message.get("type") != "subscribe":
-        message = pubsub.get_message(timeout=1.0)
+    # Skip what a reused connection still holds (an earlier unsubscribe confirmation, a late
+    # message for an earlier channel) until this channel's confirmation arrives.
+    deadline = time.monotonic() + 1.0
+    while (left := deadline - time.monotonic()) > 0:
+        message = pubsub.get_message(timeout=left)
+        if (
+            message is not None
+            and message.get("type") == "subscribe"
+            and _text(message["channel"]) == channel
+        ):
+            return
+
+
+class _PubSubPool:
+    """A few idle pub/sub connections kept for reuse, so a waiter does not open a connection
+    (and its HELLO/CLIENT SETINFO handshake) per wait. Dropped after a fork."""
+
+    def __init__(self, client: Any, size: int = 8) -> None:
+        self.client = client
+        self.size = size
+        self._idle: list[Any] = []
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+
+    def take(self) -> Any:
+        with self._lock:
+            if self._pid != os.getpid():  # inherited sockets belong to the parent: forget them
+                self._idle, self._pid, self._lock = [], os.getpid(), threading.Lock()
+            if self._idle:
+                return self._idle.pop()
+        return self.client.pubsub()
+
+    def give_back(self, pubsub: Any, reusable: bool) -> None:
+        with self._lock:
+            if reusable and self._pid == os.getpid() and len(self._idle) < self.size:
+                self._idle.append(pubsub)
+                return
+        pubsub.close()
 
 
 class _PubSubWatch(Watch):
-    def __init__(self, pubsub: Any, store: RedisStore) -> None:
+    def __init__(self, pubsub: Any, store: RedisStore, channel: str) -> None:
         super().__init__(poll_interval=0.0)
         self.pubsub = pubsub
         self.store = store
+        self.channel = channel
 
     def wait(self, timeout: float) -> str | None:
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             message = self.store.call("lock", lambda: self.pubsub.get_message(timeout=left))
-            if message is not None and message.get("type") == "message":
+            if message is None or message.get("type") != "message":
+                continue
+            if _text(message["channel"]) == self.channel:  # not a late one for an earlier wait
                 return _text(message["data"])
         return None
 
