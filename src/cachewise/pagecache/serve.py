@@ -33,6 +33,7 @@ from cachewise.signals import cache_bypassed
 
 from .entry import DEBUG_HEADER, Page, Pointer, page_value, parse, pointer_value, to_response
 from .key import NAMESPACE, KeyPolicy, base_key, variant_key, vary_snapshot
+from .outage import Outage, unwatch, watch
 from .rules import (
     PERSONAL_REASONS,
     cache_control_directives,
@@ -66,9 +67,10 @@ class PagePolicy:
 class _Run:
     """What happened to one request: the response it rendered, why that was not stored."""
 
-    __slots__ = ("reason", "response", "stored", "timeout", "variant", "view_raised")
+    __slots__ = ("outage", "reason", "response", "stored", "timeout", "variant", "view_raised")
 
     def __init__(self) -> None:
+        self.outage = Outage()
         self.stored: list[str] = []
         self.response: HttpResponseBase | None = None
         self.reason: str | None = None
@@ -123,6 +125,7 @@ class PageCache:
         if self.timeout() <= 0:  # cache_page(0): Django's way of saying "do not store"
             return self.miss(request, self._render(request, get_response, run))
         key = base_key(request, self.policy.key)  # outside the try: a bad host is a 400, not an outage
+        run.outage, token = watch()
         try:
             return self._lookup(request, get_response, run, key)
         except Exception as exc:
@@ -131,6 +134,8 @@ class PageCache:
             log_failure(self.alias(), exc)
             response = run.response if run.response is not None else self._render(request, get_response, run)
             return self.bypass(request, response, "cache-unavailable")
+        finally:
+            unwatch(token)
 
     def _lookup(
         self, request: HttpRequest, get_response: GetResponse, run: _Run, key: str
@@ -147,9 +152,9 @@ class PageCache:
         for stored in self._to_shorten(run):
             caches[self.alias()].touch(stored, run.timeout)
         response = self._finish(request, run, item)
-        return (
-            response if response is not None else self.miss(request, self._render(request, get_response, run))
-        )
+        if response is None:
+            response = self._rendered(request, run, self._render(request, get_response, run))
+        return response
 
     def _fill(
         self,
@@ -188,6 +193,7 @@ class PageCache:
         if self.timeout() <= 0:
             return self.miss(request, await self._arender(request, get_response, run))
         key = base_key(request, self.policy.key)
+        run.outage, token = watch()
         try:
             return await self._alookup(request, get_response, run, key)
         except Exception as exc:
@@ -197,6 +203,8 @@ class PageCache:
             if run.response is not None:
                 return self.bypass(request, run.response, "cache-unavailable")
             return self.bypass(request, await self._arender(request, get_response, run), "cache-unavailable")
+        finally:
+            unwatch(token)
 
     async def _alookup(
         self, request: HttpRequest, get_response: AGetResponse, run: _Run, key: str
@@ -218,7 +226,7 @@ class PageCache:
             await caches[self.alias()].atouch(stored, run.timeout)
         response = self._finish(request, run, item)
         if response is None:
-            response = self.miss(request, await self._arender(request, get_response, run))
+            response = self._rendered(request, run, await self._arender(request, get_response, run))
         return response
 
     async def _afill(
@@ -323,9 +331,7 @@ class PageCache:
         self, request: HttpRequest, run: _Run, item: Page | Pointer | None
     ) -> HttpResponseBase | None:
         if run.response is not None:
-            if run.reason is not None:
-                return self.bypass(request, run.response, run.reason)
-            return self.miss(request, run.response)
+            return self._rendered(request, run, run.response)
         if isinstance(item, Page):
             snapshot = vary_snapshot(
                 request, [name for name, _ in item.vary], self.policy.key.vary_on_cookies
@@ -345,6 +351,11 @@ class PageCache:
         if conf.DEBUG_HEADERS:
             response[DEBUG_HEADER] = "hit"
         return response
+
+    def _rendered(self, request: HttpRequest, run: _Run, response: HttpResponseBase) -> HttpResponseBase:
+        # The view ran: say why its response was not stored, if it was not.
+        reason = run.reason or ("cache-unavailable" if run.outage.seen else None)
+        return self.miss(request, response) if reason is None else self.bypass(request, response, reason)
 
     def miss(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         """Mark ``response`` as rendered by the view on a cache miss."""
