@@ -288,3 +288,16 @@ def test_aget_or_compute_accepts_sync_and_async_compute(backend: str) -> None:
         return a, b
 
     assert asyncio.run(main()) == ("async", None)
+
+
+def test_xfetch_decision_rises_towards_expiry() -> None:
+    from cachewise.stampede import xfetch_due
+    from cachewise.store import Entry
+
+    now = 1000.0
+    far = Entry("v", now, now + 3600, 0.2)
+    near = Entry("v", now, now + 0.01, 0.2)
+    unmeasured = Entry("v", now, now + 0.01, 0.0)
+    assert sum(xfetch_due(far, 1.0, now) for _ in range(1000)) == 0
+    assert sum(xfetch_due(near, 1.0, now) for _ in range(1000)) > 900
+    assert not any(xfetch_due(unmeasured, 1.0, now) for _ in range(100)), "no compute time: no early refresh"

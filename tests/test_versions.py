@@ -130,3 +130,29 @@ def test_long_keys_still_read_in_one_call(backend: str) -> None:
 def test_namespace_name_is_validated() -> None:
     with pytest.raises(ValueError, match="namespace"):
         Namespace("bad name")
+
+
+def test_get_or_compute_under_a_namespace_is_fenced_by_the_version(backend: str) -> None:
+    category = Namespace("category")
+    assert category.get_or_compute(3, "top", compute=lambda: ["a"], ttl=60) == ["a"]
+    assert category.get_or_compute(3, "top", compute=lambda: ["b"], ttl=60) == ["a"]
+
+    started, release = threading.Event(), threading.Event()
+    results: list[Any] = []
+
+    def slow() -> list[str]:
+        started.set()
+        release.wait(5)
+        return ["read before the write"]
+
+    category.bump(3)
+    filler = threading.Thread(
+        target=lambda: results.append(category.get_or_compute(3, "top", compute=slow, ttl=60))
+    )
+    filler.start()
+    assert started.wait(5)
+    category.bump(3)  # the write lands while the fill runs
+    release.set()
+    filler.join(5)
+    assert results == [["read before the write"]]
+    assert category.get_or_compute(3, "top", compute=lambda: ["fresh"], ttl=60) == ["fresh"]

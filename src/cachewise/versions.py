@@ -81,3 +81,13 @@ class Namespace:
             self._counter_key(scope), self.ttl, lambda version: self.key_for(version, scope, *parts)
         )
         return default if value is MISSING else value
+
+    def get_or_compute(self, scope: Any, *parts: Any, compute: Any, ttl: float | None, **options: Any) -> Any:
+        """:func:`~cachewise.compute.get_or_compute` on ``key(scope, *parts)``.
+
+        The version is read before ``compute`` runs, so a bump during a slow computation sends
+        its result to a key nobody reads any more. ``options`` are get_or_compute's.
+        """
+        from .compute import get_or_compute
+
+        return get_or_compute(self.key(scope, *parts), compute, ttl, alias=self.alias, **options)
