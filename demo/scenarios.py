@@ -106,7 +106,6 @@ class OutageResult:
     load: LoadResult
     down_at: float
     up_at: float
-    skipped: str = ""
 
     def phase(self, name: str) -> list[Sample]:
         """Samples started ``before`` the kill, ``during`` the outage, or ``after`` the restart."""
