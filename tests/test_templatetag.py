@@ -15,6 +15,7 @@ from django.utils import translation
 from cachewise.config import caches_from_url
 from cachewise.embedded import EmbeddedRedis
 from cachewise.fragments import DependsOnError
+from cachewise.monitoring.metrics import metrics
 from cachewise.versions import Namespace
 from tests.testapp.models import Article, Author
 
@@ -197,12 +198,15 @@ def test_cache_down_renders_uncached(disposable_redis: EmbeddedRedis) -> None:
     ns = Namespace("down")
     with override_settings(CACHES=config):
         try:
+            before = metrics.snapshot().get(("bypass:cache-unavailable", "default", "fragment"), 0.0)
             started = time.monotonic()
             first = render("{% cache 60 x depends_on=ns %}{{ tick }}{% endcache %}", tick=tick, ns=ns)
             second = render("{% cache 60 y %}{{ tick }}{% endcache %}", tick=tick)
             elapsed = time.monotonic() - started
+            after = metrics.snapshot().get(("bypass:cache-unavailable", "default", "fragment"), 0.0)
         finally:
             for alias in ("default", "sessions"):
                 caches[alias].close()
     assert (first, second) == ("1", "2")
     assert elapsed < 3.0
+    assert after - before == 2

@@ -25,6 +25,7 @@ from cachewise.compute import get_or_compute
 from cachewise.exceptions import ConfigurationError
 from cachewise.fragments import NAMESPACE, DependsOnError, ScopedNamespace, data_versions, fragment_key
 from cachewise.monitoring.metrics import record
+from cachewise.pagecache.outage import unwatch, watch
 from cachewise.pagecache.serve import log_failure
 from cachewise.versions import Namespace
 
@@ -87,9 +88,12 @@ class CacheNode(template.Node):
                 failed.append(exc)  # the template's own error: never retried, never swallowed
                 raise
 
+        outage, token = watch()
         try:
             key = self._key(context)
             html: str = get_or_compute(key, compute, timeout, stampede="lock", alias=alias)
+            if outage.seen:  # the fill failed open: rendered, not stored
+                record("bypass:cache-unavailable", alias, NAMESPACE)
             return mark_safe(html)
         except (DependsOnError, ConfigurationError):
             raise
@@ -99,6 +103,8 @@ class CacheNode(template.Node):
             log_failure(alias, exc)
             record("bypass:cache-unavailable", alias, NAMESPACE)
             return mark_safe(self.nodelist.render(context))
+        finally:
+            unwatch(token)
 
 
 def _split_options(parser: Parser, bits: list[str]) -> tuple[list[str], list[FilterExpression], Any]:
