@@ -6,11 +6,11 @@ cachewise ``get_or_compute`` with ``stampede="lock"``, ``"xfetch"`` (a cold miss
 ``stale_ttl`` (the expired value is still there). Reports recomputes per expiry, requester
 latency p50/p99/max and Redis commands per expiry (``INFO commandstats`` deltas).
 
-Steady scenario (4 processes x 5 threads requesting in a loop, TTL 1 s, compute 200 ms, several
-expiries): cachewise lock, xfetch and stale_ttl; reports recomputes per expiry and how many
-requests were blocked (slower than 50 ms) per expiry.
+Steady scenario (4 processes x 5 threads requesting in a loop with 20 ms think time, TTL 2 s,
+compute 200 ms, 7 s: three expiries): cachewise lock, xfetch and stale_ttl; reports recomputes per
+expiry and how many requests were blocked (slower than 50 ms) per expiry.
 
-    .venv/bin/python bench/stampede.py [--rounds 3] [--sizes 50,200] [--steady-seconds 4]
+    .venv/bin/python bench/stampede.py [--rounds 3] [--sizes 50,200] [--steady-seconds 7] [--steady-ttl 2]
 
 Uses ``REDIS_URL`` when set, else starts a private EmbeddedRedis. Prints peak RSS at the end.
 """
@@ -227,7 +227,7 @@ def steady(variant: str, seconds: float, ttl: float) -> dict[str, float]:
     latencies = sorted(lat for _ in children for lat in out.get(timeout=120))
     for child in children:
         child.join()
-    expiries = max(1.0, seconds / ttl)
+    expiries = max(1, int(seconds / ttl))  # expiries inside the run (the first fill is at its start)
     blocked = sum(1 for lat in latencies if lat > 0.05)
     return {
         "requests": len(latencies),
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sizes", default="50,200")
-    parser.add_argument("--steady-seconds", type=float, default=6.0)
+    parser.add_argument("--steady-seconds", type=float, default=7.0)
     parser.add_argument("--steady-ttl", type=float, default=2.0)
     args = parser.parse_args(argv)
 

@@ -174,15 +174,24 @@ class _RedisOps:
 
         assert isinstance(store, RedisStore)
         self.store = store
-
-    def _full(self, key: str) -> str:
         # make_key, not make_and_validate_key: these keys are bounded by construction (a
-        # validated name, an id of at most 120 characters) and this is the hot path.
-        return self.store.cache.make_key(key)
+        # validated name, an id of at most 120 characters) and this is the hot path. It only
+        # reads the prefix, version and key function, so one cache object's serves every thread.
+        self._full: Callable[[str], str] = store.cache.make_key
+        self._indexes: dict[str, str] = {}
+        self._incr = store._scripts["counter_incr"]
+
+    def _full_index(self, index: str) -> str:
+        full = self._indexes.get(index)
+        if full is None:
+            full = self._indexes[index] = self._full(index)
+        return full
 
     def incr(self, key: str, index: str, member: str, amount: int, ttl: float | None) -> int:
-        keys = [self._full(key), self._full(index)]
-        return int(self.store.script("incr", "counter_incr", keys, [amount, _ms(ttl), member]))
+        keys = [self._full(key), self._full_index(index)]
+        args = [amount, _ms(ttl), member]
+        script = self._incr
+        return int(self.store.call("incr", lambda: script(keys=keys, args=args)))
 
     def incr_many(self, index: str, items: list[tuple[str, str, int]], ttl: float | None) -> list[int]:
         if not items:
