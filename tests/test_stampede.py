@@ -144,7 +144,7 @@ def _waiter_process(key: str, out: Any) -> None:
 
 @pytest.mark.slow
 def test_waiters_in_other_processes_are_woken_when_the_value_lands(
-    cachewise_caches: dict[str, Any],
+    redis_client: redis.Redis, cachewise_caches: dict[str, Any]
 ) -> None:
     key = make_key("herd", "wake")
     store = get_store()
@@ -155,6 +155,12 @@ def test_waiters_in_other_processes_are_woken_when_the_value_lands(
     for child in children:
         child.start()
     time.sleep(1.0)  # let every waiter subscribe
+    before = _commandstats(redis_client)
+    time.sleep(0.5)
+    after = _commandstats(redis_client)
+    reads = sum(after.get(name, 0) - before.get(name, 0) for name in ("mget", "get", "pttl"))
+    # Waiters sleep on their subscription: polling every 100 ms would be ~20 reads here.
+    assert reads == 0, f"waiters read {reads} times while waiting"
 
     from cachewise.store import Entry
 
@@ -168,6 +174,7 @@ def test_waiters_in_other_processes_are_woken_when_the_value_lands(
     assert {value for _, value in results} == {"holder value"}
     delays = [done - filled_at for done, _ in results]
     assert statistics.median(delays) < 0.05, f"waiters were not woken promptly: {delays}"
+    assert max(delays) < 0.5
 
 
 @pytest.mark.parametrize("mode", ["lock", "none", "xfetch"])
