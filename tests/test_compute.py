@@ -301,3 +301,13 @@ def test_xfetch_decision_rises_towards_expiry() -> None:
     assert sum(xfetch_due(far, 1.0, now) for _ in range(1000)) == 0
     assert sum(xfetch_due(near, 1.0, now) for _ in range(1000)) > 900
     assert not any(xfetch_due(unmeasured, 1.0, now) for _ in range(100)), "no compute time: no early refresh"
+
+
+def test_store_path_is_chosen_per_backend(backend: str) -> None:
+    from cachewise.store import GenericStore
+
+    store = get_store()
+    assert isinstance(store, GenericStore) == (backend == "locmem")
+    assert store.strong == (backend != "locmem"), "every Redis backend takes the fast path"
+    with override_settings(CACHEWISE_STORE="generic"):
+        assert isinstance(get_store(), GenericStore)
