@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import django
+
 from cachewise.config import caches_from_url
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -79,8 +81,9 @@ def _database() -> dict[str, object]:
             "NAME": path,
             "OPTIONS": {
                 "timeout": 30,
-                "transaction_mode": "IMMEDIATE",
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                # BEGIN IMMEDIATE avoids SQLITE_BUSY upgrades under Gunicorn threads (Django >= 5.1).
+                **({"transaction_mode": "IMMEDIATE"} if django.VERSION >= (5, 1) else {}),
             },
         }
     parts = urlsplit(url)

@@ -32,6 +32,8 @@ import types
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
+from django.core.signals import setting_changed
+
 from .background import io_pool
 from .keys import make_key
 from .stampede import MODES, Computation, Policy, fetch, refresh
@@ -80,6 +82,7 @@ def _validate(ttl: float | None, stampede: str, beta: float, stale_ttl: float, s
         raise ValueError("beta must be > 0, stale_ttl and stale_if_error >= 0")
 
 
+@functools.lru_cache(maxsize=256)
 def _policy(
     ttl: float | None,
     stampede: str,
@@ -88,12 +91,25 @@ def _policy(
     stale_if_error: float,
     lease: float | None,
 ) -> Policy:
+    """The Policy for these arguments, memoised: reading three settings costs more than a hit.
+
+    Bounded (a program has few distinct call sites); emptied when a ``CACHEWISE_*`` setting
+    changes, so ``override_settings`` keeps working.
+    """
     from .conf import conf
 
     _validate(ttl, stampede, beta, stale_ttl, stale_if_error)
     lease = conf.LOCK_LEASE if lease is None else float(lease)
     background = conf.BACKGROUND_REFRESH
     return Policy(ttl, stampede, beta, stale_ttl, stale_if_error, lease, conf.LOCK_MAX_WAIT, background)
+
+
+def _forget_policies(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith("CACHEWISE_"):
+        _policy.cache_clear()
+
+
+setting_changed.connect(_forget_policies, dispatch_uid="cachewise.compute.policies")
 
 
 def get_or_compute(
