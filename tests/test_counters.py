@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import threading
 import time
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 import redis
+from django.db import connection
 from django.db.models import F
 
 from cachewise import Counter
@@ -43,6 +45,7 @@ def test_incr_get_and_get_many(backend: str) -> None:
     assert views.get_many([1, "slug-a", 99]) == {1: 5, "slug-a": 1, 99: 0}
 
 
+@pytest.mark.django_db  # the flush records each batch it applies
 def test_incr_many_batches_increments(backend: str) -> None:
     views = Counter("batch:views", ttl=3600)
     views.incr(1)
@@ -50,6 +53,7 @@ def test_incr_many_batches_increments(backend: str) -> None:
     assert views.flush(lambda page, delta: None) == {1: 3, "a": 5, 3: 1}
 
 
+@pytest.mark.django_db  # the flush records each batch it applies
 def test_flush_applies_each_count_once(backend: str) -> None:
     views = Counter("page:views")
     for page in (1, 2, 2, 3, 3, 3, "about"):
@@ -61,6 +65,7 @@ def test_flush_applies_each_count_once(backend: str) -> None:
     assert views.get_many([1, 2, 3]) == {1: 0, 2: 0, 3: 0}
 
 
+@pytest.mark.django_db  # the flush records each batch it applies
 def test_failed_apply_puts_the_counts_back(backend: str) -> None:
     views = Counter("page:views")
     for page in (1, 2, 3):
@@ -124,6 +129,7 @@ def test_incr_raises_when_the_cache_is_down(disposable_redis: EmbeddedRedis) -> 
         Counter("down").incr(1)
 
 
+@pytest.mark.django_db(transaction=True)  # flushers in threads commit their batch records
 def test_concurrent_flushers_never_double_count(cachewise_caches: dict[str, Any]) -> None:
     views = Counter("race:views", batch_size=7)
     applied: Tally[Any] = Tally()
@@ -134,9 +140,17 @@ def test_concurrent_flushers_never_double_count(cachewise_caches: dict[str, Any]
         with lock:
             applied[page] += delta
 
+    # In-memory SQLite raises "table is locked" on concurrent write transactions (no busy
+    # wait): serialize the flushers' transactions there. PostgreSQL runs them concurrently.
+    guard: Any = threading.Lock() if connection.vendor == "sqlite" else contextlib.nullcontext()
+
     def flusher() -> None:
-        while not stop.is_set():
-            views.flush(apply)
+        try:
+            while not stop.is_set():
+                with guard:
+                    views.flush(apply)
+        finally:
+            connection.close()  # this thread's own connection
 
     def incrementer(offset: int) -> None:
         for i in range(1000):

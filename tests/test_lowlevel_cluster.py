@@ -76,6 +76,7 @@ def test_single_flight_and_fenced_fill_on_a_cluster(on_cluster: None) -> None:
     assert get_or_compute(slow_key, lambda: "fresh", 60) == "fresh"
 
 
+@pytest.mark.django_db  # the counter flush records its batch
 def test_namespace_and_counter_on_a_cluster(on_cluster: None) -> None:
     from django.core.cache import cache
 

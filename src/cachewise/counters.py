@@ -8,14 +8,18 @@
     views.flush(lambda pk, delta: Article.objects.filter(pk=pk).update(views=F("views") + delta))
 
 On Redis, ``incr`` is one Lua call (``INCRBY``; on the increment that creates the key, ``PEXPIRE``
-and adding the id to the counter's index set) and ``flush`` drains in batches: one call picks ids
-from the index, one atomic script reads, deletes and un-indexes their counts. An increment
-lands either before the drain (it is in this flush) or after (it re-creates the key and the index
-entry: it is in the next flush), so every increment reaches ``apply`` exactly once, with any
-number of concurrent increments and flushes. If ``apply`` raises, the counts not applied yet are
-put back before the error propagates. A flushing process killed between a drain and its
-``apply`` loses that batch (``batch_size`` ids at most); flush more often than ``ttl``, or counts
-expire unflushed.
+and adding the id to the counter's index set). ``flush`` drains in batches: one call picks ids
+from the index, one atomic script moves their counts into a *pending batch* in Redis (an
+increment lands either before the move, in this flush, or after, in the next one), then the
+batch is applied in one database transaction together with a ``CounterBatch`` row, then deleted
+from Redis. A flusher killed at any point leaves the batch pending; the next flush (any process)
+recovers it once its lease expired and applies it unless its row says it was committed. So every
+increment reaches the database exactly once, across concurrent flushes and crashes
+(:mod:`cachewise.counter_batches`). ``apply`` must therefore write only to the database the
+``CounterBatch`` row goes to (the default one unless a router says otherwise). If ``apply``
+raises, the batch is rolled back and put back before the error propagates. Flush more often than
+``ttl``, or counts expire unflushed. Without the cachewise app in ``INSTALLED_APPS`` the flush
+falls back to at-most-once across crashes (logged as a warning).
 
 On other backends (LocMem, memcached) ``incr`` is ``add`` then ``incr`` and the flush reads each
 count and *decrements* it by what it read, which is exact where the backend's ``incr``/``decr``
@@ -27,16 +31,22 @@ Ids are ints or strings. ``manage.py cachewise flush-counters`` flushes the coun
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from .keys import encode_part, validate_namespace
 from .store import GenericStore, Store, get_store
 
+if TYPE_CHECKING:
+    from .redis_store import RedisStore
+
 __all__ = ["Counter", "decode_id"]
+
+logger = logging.getLogger("cachewise.counters")
 
 CounterId = int | str
 Apply = Callable[[Any, int], Any]
@@ -69,6 +79,8 @@ class Counter:
 
     ``ttl``: seconds a count lives after its first increment (None: until flushed).
     ``apply``: the default ``flush`` target, which ``manage.py cachewise flush-counters`` uses.
+    ``lease``: seconds a flusher owns a pending batch; a batch left by a dead flusher is recovered
+    by the first flush after its lease expired. Keep it above the time one batch takes to apply.
     """
 
     def __init__(
@@ -79,12 +91,15 @@ class Counter:
         alias: str = "default",
         apply: Apply | None = None,
         batch_size: int = 500,
+        lease: float = 60.0,
     ) -> None:
         self.name = validate_namespace(name)
         self.ttl = ttl
         self.alias = alias
         self.apply = apply
         self.batch_size = batch_size
+        self.lease = lease
+        self._warned = False
         self._ops_cache: _RedisOps | _GenericOps | None = None
 
     def __repr__(self) -> str:
@@ -132,17 +147,36 @@ class Counter:
     def flush(self, apply: Apply | None = None) -> dict[CounterId, int]:
         """Drain every pending count into ``apply(id, delta)``; return what was applied.
 
-        Safe to run while increments arrive and while other processes flush (each increment is
-        applied once). If ``apply`` raises, what was drained but not applied is put back.
+        Safe to run while increments arrive, while other processes flush and across crashes
+        (each increment is applied once; on Redis, see :mod:`cachewise.counter_batches`). If
+        ``apply`` raises, what was drained but not committed is put back.
         """
         apply = apply or self.apply
         if apply is None:
             raise TypeError(f"{self!r}.flush() needs apply(id, delta): pass one, or create it with apply=")
-        applied: dict[CounterId, int] = {}
         ops = self._ops()
+        if isinstance(ops, _RedisOps) and self._durable():
+            from .counter_batches import flush_durably
+
+            return flush_durably(self, ops.store, apply, _ms(self.ttl))
+        applied: dict[CounterId, int] = {}
         for batch in ops.drain(self._index(), self._key, self.batch_size):
             self._apply_batch(ops, batch, apply, applied)
         return applied
+
+    def _durable(self) -> bool:
+        from django.apps import apps
+
+        if apps.is_installed("cachewise"):
+            return True
+        if not self._warned:
+            self._warned = True
+            logger.warning(
+                "%r: the cachewise app is not in INSTALLED_APPS, so flush() cannot record applied "
+                "batches: a flusher killed mid-batch loses it. Add 'cachewise' and migrate.",
+                self,
+            )
+        return False
 
     def _apply_batch(
         self,
@@ -173,7 +207,7 @@ class _RedisOps:
         from .redis_store import RedisStore
 
         assert isinstance(store, RedisStore)
-        self.store = store
+        self.store: RedisStore = store
         # make_key, not make_and_validate_key: these keys are bounded by construction (a
         # validated name, an id of at most 120 characters) and this is the hot path. It only
         # reads the prefix, version and key function, so one cache object's serves every thread.

@@ -96,6 +96,77 @@ end
 return 1
 """
 
+# The durable flush (see cachewise.counter_batches). A batch lives in a hash KEYS "batch" until
+# its counts are in the database; the "pending" sorted set maps each batch id to the deadline
+# (server ms) of its flusher's lease. The deadline doubles as the lease's token: a claim always
+# sets a deadline later than the expired one, so a flusher whose lease was taken over can tell.
+_NOW_MS = (
+    "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+)
+
+# Move a batch of counts into a pending batch, atomically (as COUNTER_DRAIN). KEYS: index,
+# pending, batch, counter keys. ARGV: batch id, lease ms, members (counter key order).
+# Returns {deadline, counts...}.
+COUNTER_DRAIN_BATCH = (
+    _NOW_MS
+    + """
+local out = {}
+local moved = 0
+for i = 4, #KEYS do
+  local v = redis.call('GET', KEYS[i]) or '0'
+  redis.call('DEL', KEYS[i])
+  redis.call('SREM', KEYS[1], ARGV[i - 1])
+  if v ~= '0' then
+    redis.call('HSET', KEYS[3], ARGV[i - 1], v)
+    moved = moved + 1
+  end
+  out[i - 2] = v
+end
+local deadline = now + tonumber(ARGV[2])
+if moved > 0 then redis.call('ZADD', KEYS[2], deadline, ARGV[1]) end
+out[1] = deadline
+return out
+"""
+)
+
+# Take over the lease of up to ARGV[2] pending batches whose lease expired. KEYS: pending.
+# ARGV: lease ms, max batches. Returns {deadline, {batch ids}}.
+COUNTER_BATCH_CLAIM = (
+    _NOW_MS
+    + """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+local deadline = now + tonumber(ARGV[1])
+for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], deadline, id) end
+return {deadline, ids}
+"""
+)
+
+# Forget a batch whose counts are committed to the database. KEYS: pending, batch. ARGV: id.
+COUNTER_BATCH_DONE = """
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[1], ARGV[1])
+return 1
+"""
+
+# Put a batch whose application failed back into the live counts, if the caller still holds its
+# lease. KEYS: index, pending, batch, counter keys. ARGV: batch id, deadline, ttl ms|'0',
+# members (counter key order). Returns 1 when restored, 0 when the lease was lost.
+COUNTER_BATCH_RESTORE = """
+local held = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not held or tonumber(held) ~= tonumber(ARGV[2]) then return 0 end
+for i = 4, #KEYS do
+  local v = redis.call('HGET', KEYS[3], ARGV[i])
+  if v then
+    redis.call('INCRBY', KEYS[i], v)
+    if ARGV[3] ~= '0' and redis.call('PTTL', KEYS[i]) < 0 then redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+    redis.call('SADD', KEYS[1], ARGV[i])
+  end
+end
+redis.call('DEL', KEYS[3])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""
+
 SCRIPTS = {
     "version_get": VERSION_GET,
     "version_bump": VERSION_BUMP,
@@ -104,4 +175,8 @@ SCRIPTS = {
     "counter_incr_many": COUNTER_INCR_MANY,
     "counter_drain": COUNTER_DRAIN,
     "counter_restore": COUNTER_RESTORE,
+    "counter_drain_batch": COUNTER_DRAIN_BATCH,
+    "counter_batch_claim": COUNTER_BATCH_CLAIM,
+    "counter_batch_done": COUNTER_BATCH_DONE,
+    "counter_batch_restore": COUNTER_BATCH_RESTORE,
 }
