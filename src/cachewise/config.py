@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import SplitResult, unquote, urlsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 from .exceptions import ConfigurationError
 
 __all__ = [
     "DEFAULT_BACKEND",
     "DEFAULT_OPTIONS",
+    "SentinelURL",
     "caches_from_env",
     "caches_from_url",
     "parse_redis_url",
+    "parse_sentinel_url",
     "redact_url",
 ]
 
@@ -36,7 +39,10 @@ DEFAULT_OPTIONS: dict[str, Any] = {
 }
 #: ``redis+cluster://`` and ``rediss+cluster://`` select Redis Cluster in cachewise's backend.
 _CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
-_SCHEMES = ("redis", "rediss", "unix", *_CLUSTER_SCHEMES)
+#: ``redis+sentinel://[[user]:password@]host:26379[,host:26379...]/<service>[/<db>]``: Redis Sentinel.
+SENTINEL_SCHEME = "redis+sentinel"
+SENTINEL_PORT = 26379
+_SCHEMES = ("redis", "rediss", "unix", *_CLUSTER_SCHEMES, SENTINEL_SCHEME)
 _PREFIX = re.compile(r"[A-Za-z0-9_.\-]{1,40}\Z")
 
 
@@ -86,8 +92,93 @@ def _db_of(parts: SplitResult, url: str) -> int:
     return int(raw)
 
 
+@dataclass(frozen=True)
+class SentinelURL:
+    """The parts of a ``redis+sentinel://`` URL; ``username``/``password`` authenticate to Redis."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    service: str
+    db: int
+    username: str | None
+    password: str | None
+
+    def with_db(self, url: str, db: int) -> str:
+        """``url`` (the URL this was parsed from) pointing at logical database ``db``."""
+        scheme, _, rest = url.strip().partition("://")
+        netloc = rest.split("/", 1)[0]
+        return f"{scheme}://{netloc}/{quote(self.service, safe='')}/{db}"
+
+
+def _sentinel_address(text: str, url: str) -> tuple[str, int]:
+    host, port = text, ""
+    if text.startswith("["):  # [IPv6]:port
+        host, _, after = text[1:].partition("]")
+        port = after.removeprefix(":")
+    elif ":" in text:
+        host, _, port = text.rpartition(":")
+    if not host:
+        raise ConfigurationError(f"Sentinel URL {redact_url(url)!r} has an empty host in {text!r}")
+    if port == "":
+        return host, SENTINEL_PORT
+    if not re.fullmatch(r"[0-9]{1,5}", port) or not 0 < int(port) < 65536:
+        raise ConfigurationError(
+            f"Sentinel URL {redact_url(url)!r} has an invalid port {port!r} for host {host!r}: "
+            "use a number from 1 to 65535"
+        )
+    return host, int(port)
+
+
+def parse_sentinel_url(url: str) -> SentinelURL:
+    """Validate ``redis+sentinel://[[user]:password@]host1:26379,host2:26379/<service>[/<db>]``.
+
+    The hosts are sentinels (port 26379 when left out); ``<service>`` is the name the sentinels
+    monitor (``sentinel monitor <service> ...``); ``<db>`` defaults to 0. Credentials in the URL
+    are those of the Redis servers, not of the sentinels. Raise :class:`ConfigurationError` naming
+    the problem (no hosts, a bad port, no service name, a bad database).
+    """
+    url = url.strip()
+    scheme, _, rest = url.partition("://")
+    if scheme != SENTINEL_SCHEME:
+        raise ConfigurationError(f"{redact_url(url)!r} is not a redis+sentinel:// URL")
+    if "?" in rest or "#" in rest:
+        raise ConfigurationError(
+            f"Sentinel URL {redact_url(url)!r} has a query or fragment: put the database in the path "
+            "(/<service>/<db>) and connection settings in OPTIONS"
+        )
+    netloc, _, path = rest.partition("/")
+    userinfo, _, hosts = netloc.rpartition("@")
+    addresses = [part.strip() for part in hosts.split(",") if part.strip()]
+    if not addresses:
+        raise ConfigurationError(
+            f"Sentinel URL {redact_url(url)!r} has no sentinel hosts: expected "
+            "redis+sentinel://host1:26379,host2:26379/<service>/0"
+        )
+    segments = [unquote(segment) for segment in path.split("/")] if path else []
+    if not segments or not segments[0].strip():
+        raise ConfigurationError(
+            f"Sentinel URL {redact_url(url)!r} has no service name: expected "
+            "redis+sentinel://host:26379/<service>/0 (the name in 'sentinel monitor <service> ...')"
+        )
+    if len(segments) > 2 or (len(segments) == 2 and not re.fullmatch(r"[0-9]{1,9}", segments[1])):
+        raise ConfigurationError(
+            f"Sentinel URL {redact_url(url)!r} has an invalid database {'/'.join(segments[1:])!r}: "
+            "the path must be /<service>/<number>, for example /mymaster/0"
+        )
+    username, has_password, password = userinfo.partition(":")
+    return SentinelURL(
+        sentinels=tuple(_sentinel_address(address, url) for address in addresses),
+        service=segments[0],
+        db=int(segments[1]) if len(segments) == 2 else 0,
+        username=unquote(username) if username else None,
+        password=unquote(password) if has_password else None,
+    )
+
+
 def parse_redis_url(url: str) -> dict[str, Any]:
     """Validate ``url`` and return its parts: scheme, host, port, db, username, has_password.
+
+    A ``redis+sentinel://`` URL (see :func:`parse_sentinel_url`) also gives ``service`` and
+    ``sentinels`` (a list of ``(host, port)``); its ``host``/``port`` are the first sentinel's.
 
     Raise :class:`ConfigurationError` naming the problem for anything redis-py would reject
     later (or worse, accept and connect somewhere unexpected).
@@ -95,6 +186,18 @@ def parse_redis_url(url: str) -> dict[str, Any]:
     if not isinstance(url, str) or not url.strip():
         raise ConfigurationError("Redis URL is empty: expected redis://[:password@]host:6379/0")
     url = url.strip()
+    if url.startswith(f"{SENTINEL_SCHEME}://"):
+        sentinel = parse_sentinel_url(url)
+        return {
+            "scheme": SENTINEL_SCHEME,
+            "host": sentinel.sentinels[0][0],
+            "port": sentinel.sentinels[0][1],
+            "db": sentinel.db,
+            "username": sentinel.username,
+            "has_password": sentinel.password is not None,
+            "service": sentinel.service,
+            "sentinels": list(sentinel.sentinels),
+        }
     try:
         parts = urlsplit(url)
     except ValueError as exc:  # "Invalid IPv6 URL": a bracket without its pair
@@ -102,7 +205,7 @@ def parse_redis_url(url: str) -> dict[str, Any]:
     if parts.scheme not in _SCHEMES:
         raise ConfigurationError(
             f"Redis URL {redact_url(url)!r} has scheme {parts.scheme or '(none)'!r}: "
-            "use redis://, rediss:// (TLS), unix:// or redis+cluster://"
+            "use redis://, rediss:// (TLS), unix://, redis+cluster:// or redis+sentinel://"
         )
     if parts.scheme != "unix" and not parts.hostname:
         raise ConfigurationError(f"Redis URL {redact_url(url)!r} has no host: expected redis://host:6379/0")
@@ -200,8 +303,12 @@ def caches_from_url(
                 f"sessions_db={db} is the page cache's database: sessions need their own logical "
                 "database so that clearing the cache does not log everyone out"
             )
+        if parsed["scheme"] == SENTINEL_SCHEME:  # the same service, another database
+            location = parse_sentinel_url(url).with_db(url, db)
+        else:
+            location = _with_db(url, db)
         caches["sessions"] = _cache_entry(
-            backend, _with_db(url, db), f"{prefix}-sess", version, sessions_timeout, merged
+            backend, location, f"{prefix}-sess", version, sessions_timeout, merged
         )
     return caches
 

@@ -85,7 +85,9 @@ class EmbeddedRedis:
     """A private redis-server process; use as a context manager or call start()/stop().
 
     ``extra_args`` are passed to redis-server (for example ``["--cluster-enabled", "yes"]``).
-    ``port=None`` picks a free loopback port; a lost race for it is retried.
+    ``port=None`` picks a free loopback port; a lost race for it is retried. ``config_text``, if
+    given, is written to ``redis.conf`` in the server's private directory and passed as the config
+    file: a sentinel (``extra_args=["--sentinel"]``) needs a config file it can rewrite.
     """
 
     def __init__(
@@ -96,6 +98,7 @@ class EmbeddedRedis:
         extra_args: Sequence[str] = (),
         binary: str | None = None,
         startup_timeout: float = 10.0,
+        config_text: str | None = None,
     ) -> None:
         self.requested_port = port
         self.port = port or 0
@@ -104,6 +107,7 @@ class EmbeddedRedis:
         self.extra_args = list(extra_args)
         self.binary = binary
         self.startup_timeout = startup_timeout
+        self.config_text = config_text
         self.process: subprocess.Popen[bytes] | None = None
         self._dir: tempfile.TemporaryDirectory[str] | None = None
 
@@ -138,8 +142,14 @@ class EmbeddedRedis:
 
     def _command(self, binary: str) -> list[str]:
         assert self._dir is not None
+        config: list[str] = []
+        if self.config_text is not None:  # redis-server wants the config file as its first argument
+            path = Path(self._dir.name) / "redis.conf"
+            path.write_text(self.config_text)
+            config = [str(path)]
         return [
             binary,
+            *config,
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--save", "",

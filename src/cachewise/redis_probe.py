@@ -4,7 +4,8 @@ Used by ``manage.py cachewise ping`` and the deploy-only system checks. It reads
 ``OPTIONS`` the way the three Redis backends do (cachewise's, Django's built-in ``RedisCache`` and
 django-redis), connects with its *own* short-timeout client (a project's backend may have no
 timeout at all, and a diagnostic must answer even then) with redis-py's retries off, and turns
-redis-py errors into a sentence saying what to check.
+redis-py errors into a sentence saying what to check. For a ``redis+sentinel://`` LOCATION the
+target names the first sentinel, and :func:`connect` asks the sentinels for the current master.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from urllib.parse import urlsplit
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from redis.sentinel import MasterNotFoundError, Sentinel
 
-from .config import parse_redis_url, redact_url
+from .config import SENTINEL_SCHEME, parse_redis_url, redact_url
 from .exceptions import ConfigurationError
 
 __all__ = [
@@ -45,6 +47,7 @@ _CONNECTION_OPTIONS = {
     "username": "username",
     "password": "password",
     "PASSWORD": "password",
+    "sentinel_password": "sentinel_password",
     "ssl_cert_reqs": "ssl_cert_reqs",
     "ssl_ca_certs": "ssl_ca_certs",
     "ssl_certfile": "ssl_certfile",
@@ -154,8 +157,11 @@ def redis_target(alias: str, entry: Mapping[str, Any]) -> RedisTarget | None:
 def connect(target: RedisTarget, timeout: float = 1.0) -> redis.Redis:
     """A fresh client for ``target`` that gives up after ``timeout`` seconds and never retries.
 
-    Close it after use (``client.close()``); it owns one connection and shares no pool.
+    Close it after use (``client.close()``); it owns one connection and shares no pool. A Sentinel
+    target is resolved to its current master first (each sentinel asked within ``timeout``).
     """
+    if target.url.startswith(f"{SENTINEL_SCHEME}://"):
+        return _connect_to_master(target, timeout)
     return redis.Redis.from_url(
         target.url,
         socket_timeout=timeout,
@@ -164,6 +170,18 @@ def connect(target: RedisTarget, timeout: float = 1.0) -> redis.Redis:
         single_connection_client=True,
         **target.connection_kwargs,
     )
+
+
+def _connect_to_master(target: RedisTarget, timeout: float) -> redis.Redis:
+    from .backends.sentinel import sentinel_arguments
+
+    limits: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    parsed, kwargs, node_kwargs = sentinel_arguments(target.url, {**target.connection_kwargs, **limits})
+    no_retry = Retry(NoBackoff(), 0)
+    node_kwargs["retry"] = no_retry
+    with Sentinel(list(parsed.sentinels), sentinel_kwargs=node_kwargs) as sentinel:  # type: ignore[no-untyped-call]
+        host, port = sentinel.discover_master(parsed.service)
+    return redis.Redis(host=host, port=port, retry=no_retry, single_connection_client=True, **kwargs)
 
 
 def _root_cause(exc: BaseException) -> BaseException:
@@ -176,6 +194,12 @@ def _root_cause(exc: BaseException) -> BaseException:
             break
         exc = cause
     return exc
+
+
+_NO_MASTER_ADVICE = (
+    "no sentinel named a healthy master for this service: check the sentinel hosts and ports and "
+    "the service name in the redis+sentinel:// URL (the name in 'sentinel monitor <service>')"
+)
 
 
 def _advice(exc: BaseException, target: RedisTarget, timeout: float) -> str:
@@ -212,7 +236,9 @@ def explain_error(exc: BaseException, target: RedisTarget, timeout: float = 1.0)
     detail = f"{type(root).__name__}: {root}"
     for secret in target.secrets():
         detail = detail.replace(secret, "***")
-    return f"{target.display}: {_advice(root, target, timeout)} ({detail})"
+    no_master = isinstance(root, MasterNotFoundError)
+    advice = _NO_MASTER_ADVICE if no_master else _advice(root, target, timeout)
+    return f"{target.display}: {advice} ({detail})"
 
 
 def target_or_error(alias: str, entry: Mapping[str, Any]) -> RedisTarget | None:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from cachewise.config import SENTINEL_SCHEME, parse_sentinel_url
 from cachewise.exceptions import ConfigurationError
 from cachewise.resilience import FailurePolicy
 
@@ -40,6 +41,8 @@ DEFAULTS: dict[str, Any] = {
     "on_incr_error": "raise",
     "alias": None,
     "cluster": False,
+    "replica_reads": False,
+    "sentinel_password": None,
 }
 _CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
@@ -57,6 +60,31 @@ def _positive(options: Mapping[str, Any], name: str, kind: type[float] | type[in
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise ConfigurationError(f"OPTIONS[{name!r}]={value!r}: expected a positive number")
     return kind(value)
+
+
+def _sentinel_servers(
+    urls: list[str], merged: dict[str, Any], max_connections: int, pool_timeout: float, kwargs: dict[str, Any]
+) -> list[ConnectionSettings]:
+    """The master (and, with ``replica_reads``, a replica) of a ``redis+sentinel://`` LOCATION."""
+    if len(urls) != 1 or not urls[0].startswith(f"{SENTINEL_SCHEME}://"):
+        raise ConfigurationError(
+            "OPTIONS['replica_reads'] and OPTIONS['sentinel_password'] need a Sentinel LOCATION, and a "
+            "Sentinel LOCATION is one URL: redis+sentinel://host1:26379,host2:26379/<service>/<db> "
+            "(for a plain server, list its replicas after the primary in LOCATION instead)"
+        )
+    if merged["cluster"]:
+        raise ConfigurationError("OPTIONS['cluster'] cannot be combined with a redis+sentinel:// LOCATION")
+    if not isinstance(merged["replica_reads"], bool):
+        raise ConfigurationError(
+            f"OPTIONS['replica_reads']={merged['replica_reads']!r}: expected True or False"
+        )
+    parse_sentinel_url(urls[0])  # a malformed URL fails now, not on the first request
+    sentinel_kwargs = {**kwargs, "sentinel_password": merged["sentinel_password"]}
+    roles = ["master", "replica"] if merged["replica_reads"] else ["master"]
+    return [
+        ConnectionSettings(urls[0], max_connections, pool_timeout, sentinel_kwargs, sentinel_role=role)
+        for role in roles
+    ]
 
 
 class BackendOptions:
@@ -99,6 +127,8 @@ class BackendOptions:
         max_connections = int(_positive(merged, "max_connections", int))
         pool_timeout = _positive(merged, "pool_timeout", float)
         schemes = {url.partition("://")[0] for url in urls}
+        if SENTINEL_SCHEME in schemes or merged["replica_reads"] or merged["sentinel_password"]:
+            return _sentinel_servers(urls, merged, max_connections, pool_timeout, kwargs)
         if not (merged["cluster"] or schemes & set(_CLUSTER_SCHEMES)):
             return [ConnectionSettings(url, max_connections, pool_timeout, kwargs) for url in urls]
         if len(urls) != 1:

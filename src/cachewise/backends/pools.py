@@ -17,7 +17,8 @@ handled by redis-py (a pool resets itself in a new pid).
 
 With ``cluster`` set, the client is a ``redis.cluster.RedisCluster`` (a bounded blocking pool per
 node, cluster retries off too): it routes each key to its node, groups MGET and DEL by slot, and
-runs SCAN on every primary.
+runs SCAN on every primary. With ``sentinel_role`` set (a ``redis+sentinel://`` URL), the client
+finds its server through Redis Sentinel: see :mod:`cachewise.backends.sentinel`.
 """
 
 from __future__ import annotations
@@ -64,14 +65,17 @@ class ConnectionSettings:
         pool_timeout: float,
         kwargs: dict[str, Any],
         cluster: bool = False,
+        sentinel_role: str | None = None,
     ) -> None:
         self.url = url
         self.max_connections = max_connections
         self.pool_timeout = pool_timeout
         self.kwargs = dict(kwargs)
         self.cluster = cluster
+        #: "master" or "replica" for a redis+sentinel:// URL, else None.
+        self.sentinel_role = sentinel_role
         options = tuple(sorted((k, repr(v)) for k, v in kwargs.items()))
-        self.key = (url, max_connections, pool_timeout, options, cluster)
+        self.key = (url, max_connections, pool_timeout, options, cluster, sentinel_role)
 
 
 class PoolExhaustedError(redis.exceptions.ConnectionError):
@@ -135,6 +139,10 @@ _LOCK = threading.Lock()
 
 
 def _new_sync(settings: ConnectionSettings) -> redis.Redis:
+    if settings.sentinel_role:
+        from .sentinel import sync_sentinel_client
+
+        return sync_sentinel_client(settings)
     pool_options: dict[str, Any] = {
         "max_connections": settings.max_connections,
         "timeout": settings.pool_timeout,
@@ -152,6 +160,10 @@ def _new_sync(settings: ConnectionSettings) -> redis.Redis:
 
 
 def _new_async(settings: ConnectionSettings) -> aioredis.Redis:
+    if settings.sentinel_role:
+        from .sentinel import async_sentinel_client
+
+        return async_sentinel_client(settings)
     retry = aioredis.retry.Retry(NoBackoff(), 0)
     if settings.cluster:
         from redis.asyncio.cluster import RedisCluster
@@ -216,7 +228,11 @@ async def close_async_client(settings: ConnectionSettings) -> None:
     with _LOCK:
         per_loop = _ASYNC.get(settings.key)
         client = per_loop.pop(loop, None) if per_loop is not None else None
-    if client is not None and settings.cluster:
+    if client is not None and settings.sentinel_role:
+        from .sentinel import aclose
+
+        await aclose(client)
+    elif client is not None and settings.cluster:
         await client.aclose()
     elif client is not None:
         await client.connection_pool.disconnect()
@@ -227,7 +243,11 @@ def disconnect_all() -> None:
     with _LOCK:
         clients = list(_SYNC.values())
     for client in clients:
-        if hasattr(client, "disconnect_connection_pools"):  # RedisCluster
+        if hasattr(getattr(client, "connection_pool", None), "sentinel_manager"):
+            from .sentinel import disconnect
+
+            disconnect(client)
+        elif hasattr(client, "disconnect_connection_pools"):  # RedisCluster
             client.disconnect_connection_pools()
         else:
             client.connection_pool.disconnect()
