@@ -111,6 +111,14 @@ def test_redis_incr_and_get_many_are_one_round_trip(cachewise_caches: dict[str, 
     assert calls == ["EVALSHA", "MGET"]
 
 
+def test_incr_reloads_its_script_after_a_script_flush(redis_client: redis.Redis) -> None:
+    views = Counter("noscript:views", ttl=60)
+    assert views.incr(1) == 1
+    redis_client.script_flush()  # what a restarted server looks like to a warm client
+    assert views.incr(1) == 2
+    assert views.get(1) == 2
+
+
 def test_ids_round_trip_through_the_index() -> None:
     for counter_id in (0, 42, -7, "42", "slug", "None", "with space", "é"):
         assert decode_id(encode_part(counter_id)) == counter_id
