@@ -190,3 +190,54 @@ def test_flush_prunes_old_batch_records_but_keeps_those_still_pending(
     views.flush(add_views)
     remaining = set(CounterBatch.objects.values_list("counter", "batch_id"))
     assert remaining == {(views.name, pending.batch_id), ("other", "old")}
+
+
+def test_without_the_cachewise_app_flush_falls_back_and_warns(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from django.apps import apps
+
+    monkeypatch.setattr(apps, "is_installed", lambda name: name != "cachewise")
+    views = Counter("noapp:views")
+    views.incr(1, 3)
+    with caplog.at_level("WARNING", logger="cachewise.counters"):
+        assert views.flush(lambda page, delta: None) == {1: 3}  # no database access at all
+        views.flush(lambda page, delta: None)
+    warnings = [r for r in caplog.records if "INSTALLED_APPS" in r.getMessage()]
+    assert len(warnings) == 1, "warned once per counter"
+
+
+@pytest.mark.django_db
+def test_a_missing_batch_table_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cachewise import counter_batches
+    from cachewise.exceptions import ConfigurationError
+
+    monkeypatch.setattr(counter_batches, "_tables_checked", set())
+    monkeypatch.setattr(CounterBatch._meta, "db_table", "cachewise_counterbatch_missing")
+    views = Counter("notable:views")
+    views.incr(1)
+    with pytest.raises(ConfigurationError, match="migrate cachewise"):
+        views.flush(add_views)
+    assert views.get(1) == 1, "nothing was drained"
+
+
+@pytest.mark.django_db(transaction=True)  # the batch leaves Redis on commit
+def test_a_flush_inside_a_rolled_back_transaction_is_applied_later() -> None:
+    views, total = _setup("outer:views")
+
+    flushed: dict[Any, int] = {}
+
+    def flush_then_roll_back() -> None:
+        with transaction.atomic():
+            flushed.update(views.flush(add_views))
+            raise RuntimeError("the caller's transaction fails")
+
+    with pytest.raises(RuntimeError):
+        flush_then_roll_back()
+    assert sum(flushed.values()) == total
+    assert sum(_totals().values()) == 0, "rolled back with the caller's transaction"
+    assert views.get_many(PAGES) == dict.fromkeys(PAGES, 0), "the batch waits, pending"
+    _wait_for_lease()
+    assert sum(views.flush(add_views).values()) == total
+    assert sum(_totals().values()) == total
+    assert _batches(views).pending_ids() == set()
