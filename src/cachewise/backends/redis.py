@@ -46,6 +46,7 @@ from django.core.cache.backends.base import (
 )
 
 from cachewise.exceptions import ConfigurationError
+from cachewise.monitoring.metrics import namespace_of, record
 from cachewise.resilience import Resilience, breaker_for
 
 from .aclient import AsyncRedisCacheClient
@@ -205,7 +206,12 @@ class RedisCache(BaseCache):
         )
 
     def get(self, key: str, default: Any = None, version: int | None = None) -> Any:
-        return self._client.get(self.make_and_validate_key(key, version=version), default)
+        value = self._client.get(self.make_and_validate_key(key, version=version), MISSING)
+        if value is MISSING:
+            record("miss", self.alias, namespace_of(key))
+            return default
+        record("hit", self.alias, namespace_of(key))
+        return value
 
     def set(
         self, key: str, value: Any, timeout: float | None = DEFAULT_TIMEOUT, version: int | None = None
@@ -240,7 +246,9 @@ class RedisCache(BaseCache):
 
     def get_many(self, keys: Iterable[str], version: int | None = None) -> dict[str, Any]:
         names, full_keys = self._full_keys(keys, version)
-        return self._client.get_many(full_keys, names)
+        found = self._client.get_many(full_keys, names)
+        _record_lookups(self.alias, names, found)
+        return found
 
     def get_or_set(
         self,
@@ -251,6 +259,7 @@ class RedisCache(BaseCache):
     ) -> Any:
         full_key = self.make_and_validate_key(key, version=version)
         value = self._client.get(full_key, MISSING)
+        record("miss" if value is MISSING else "hit", self.alias, namespace_of(key))
         if value is not MISSING:
             return value
         if callable(default):
@@ -304,7 +313,12 @@ class RedisCache(BaseCache):
         )
 
     async def aget(self, key: str, default: Any = None, version: int | None = None) -> Any:
-        return await self._async.get(self.make_and_validate_key(key, version=version), default)
+        value = await self._async.get(self.make_and_validate_key(key, version=version), MISSING)
+        if value is MISSING:
+            record("miss", self.alias, namespace_of(key))
+            return default
+        record("hit", self.alias, namespace_of(key))
+        return value
 
     async def aset(
         self, key: str, value: Any, timeout: float | None = DEFAULT_TIMEOUT, version: int | None = None
@@ -323,7 +337,9 @@ class RedisCache(BaseCache):
 
     async def aget_many(self, keys: Iterable[str], version: int | None = None) -> dict[str, Any]:
         names, full_keys = self._full_keys(keys, version)
-        return await self._async.get_many(full_keys, names)
+        found = await self._async.get_many(full_keys, names)
+        _record_lookups(self.alias, names, found)
+        return found
 
     async def aget_or_set(
         self,
@@ -334,6 +350,7 @@ class RedisCache(BaseCache):
     ) -> Any:
         full_key = self.make_and_validate_key(key, version=version)
         value = await self._async.get(full_key, MISSING)
+        record("miss" if value is MISSING else "hit", self.alias, namespace_of(key))
         if value is not MISSING:
             return value
         if callable(default):
@@ -370,3 +387,13 @@ class RedisCache(BaseCache):
     async def adisconnect(self) -> None:
         """Disconnect the running event loop's pool: call before closing a loop you created."""
         await self._async.close()
+
+
+def _record_lookups(alias: str, names: list[Any], found: dict[Any, Any]) -> None:
+    """Count a hit or a miss per key of a ``get_many``: one ``record()`` per namespace and outcome."""
+    counts: dict[tuple[str, str], int] = {}
+    for name in names:
+        outcome = ("hit" if name in found else "miss", namespace_of(name))
+        counts[outcome] = counts.get(outcome, 0) + 1
+    for (event, namespace), count in counts.items():
+        record(event, alias, namespace, count)

@@ -148,6 +148,12 @@ class Aggregator:
             return all(self._flush_alias(name) for name in aliases)
 
     def _flush_alias(self, alias: str) -> bool:
+        from django.conf import settings
+
+        if alias not in settings.CACHES:  # removed from settings (tests, reconfiguration)
+            self._pending.pop(alias, None)
+            _announce(alias, metrics.drain(alias))
+            return True
         try:
             client = redis_client_for(alias)
         except Exception as exc:  # alias removed from settings, or its backend cannot be built

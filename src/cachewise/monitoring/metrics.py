@@ -32,7 +32,7 @@ OTHER = "other"
 
 def namespace_of(key: str) -> str:
     """The namespace of a cache key: everything before its first ``:`` (or the whole key)."""
-    head, _, _ = key.partition(":")
+    head, _, _ = (key if type(key) is str else str(key)).partition(":")
     return head or "-"
 
 
