@@ -248,3 +248,17 @@ def test_prometheus_multiprocess_mode_adds_the_projects_metrics_without_duplicat
     text = render(["default"]).decode()
     hits = [line for line in text.splitlines() if line.startswith("cachewise_hits_total{")]
     assert hits == ['cachewise_hits_total{alias="default",namespace="article"} 4.0']
+
+
+def test_backend_counts_every_key_of_get_many_per_namespace() -> None:
+    cache = caches["default"]
+    cache.set_many({"article:1": 1, "user:1": 1})
+    aggregator.reset()
+    cache.get_many(["article:1", "article:2", "user:1"])  # mixed namespaces
+    cache.get_many(["article:1", "article:3", "article:1"])  # one namespace, a repeated key
+    cache.get_many(["article:1"])
+    assert metrics.snapshot() == {
+        ("hit", "default", "article"): 4,
+        ("miss", "default", "article"): 2,
+        ("hit", "default", "user"): 1,
+    }
