@@ -262,3 +262,18 @@ def test_backend_counts_every_key_of_get_many_per_namespace() -> None:
         ("miss", "default", "article"): 2,
         ("hit", "default", "user"): 1,
     }
+
+
+def test_keys_without_a_namespace_count_under_a_dash() -> None:
+    from cachewise.monitoring.metrics import namespace_of
+
+    assert namespace_of("article:1:v2") == "article"
+    assert namespace_of("django.contrib.sessions.cacheabc123") == "-"
+    assert namespace_of(":x") == "-"
+    assert namespace_of(42) == "-"  # type: ignore[arg-type]
+    cache = caches["default"]
+    cache.set("plain", 1)
+    aggregator.reset()
+    cache.get_many(["plain", "other-plain"])
+    cache.get("plain")
+    assert metrics.snapshot() == {("hit", "default", "-"): 2, ("miss", "default", "-"): 1}

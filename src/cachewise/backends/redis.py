@@ -389,26 +389,33 @@ class RedisCache(BaseCache):
         await self._async.close()
 
 
+def _shared_namespace(names: list[Any]) -> str | None:
+    """The namespace every name has, found in a few C-level passes; None if mixed or not str."""
+    try:
+        # Every name sorts between the smallest and the largest: if both start with "<ns>:", all do.
+        lowest, highest = min(names), max(names)
+        head, colon, _ = lowest.partition(":")
+        if colon:
+            return (head or "-") if highest.startswith(f"{head}:") else None
+        return "-" if ":" not in "".join(names) else None
+    except (TypeError, AttributeError):
+        return None
+
+
 def _record_lookups(alias: str, names: list[Any], found: dict[Any, Any]) -> None:
     """Count a hit or a miss per key of a ``get_many``, per namespace, at a few us per 100 keys."""
     if not names:
         return
-    try:
-        # Every name lies between the smallest and the largest: if both start with "<ns>:", all do.
-        lowest, highest = min(names), max(names)
-        head = lowest.partition(":")[0]
-        same = lowest.startswith(f"{head}:") and highest.startswith(f"{head}:")
-    except (TypeError, AttributeError):  # non-str keys: count them one by one
-        same = False
-    if same:
+    namespace = _shared_namespace(names)
+    if namespace is not None:
         # found's keys are a subset of names: equal sizes mean every name is distinct and a hit.
         hits = len(names) if len(found) == len(names) else sum(map(found.__contains__, names))
-        counts = {("hit", head or "-"): hits, ("miss", head or "-"): len(names) - hits}
+        counts = {("hit", namespace): hits, ("miss", namespace): len(names) - hits}
     else:
         counts = {}
         for name in names:
             outcome = ("hit" if name in found else "miss", namespace_of(name))
             counts[outcome] = counts.get(outcome, 0) + 1
-    for (event, namespace), count in counts.items():
+    for (event, namespace_), count in counts.items():
         if count:
-            record(event, alias, namespace, count)
+            record(event, alias, namespace_, count)

@@ -1,10 +1,10 @@
 """In-process cache counters: cheap enough for the hit path, bounded in memory.
 
 Every layer of cachewise reports what it did through :func:`record` with an *event* name, the
-cache *alias* and a *namespace* (the first segment of a key, never the key itself). Distinct
-namespaces are capped per alias (``CACHEWISE_METRICS_MAX_NAMESPACES``); later ones are counted
-under ``"other"``, so a key scheme with one namespace per user cannot grow memory or the number of
-Prometheus series.
+cache *alias* and a *namespace* (the first ``:`` segment of a key, never the key itself; ``"-"``
+for a key without one). Distinct namespaces are capped per alias
+(``CACHEWISE_METRICS_MAX_NAMESPACES``); later ones are counted under ``"other"``, so a key scheme
+with one namespace per user cannot grow memory or the number of Prometheus series.
 
 Events (a value is a count unless the name ends in ``_seconds``):
 ``hit``, ``miss``, ``stale`` (old value served while refreshing), ``recompute``,
@@ -31,9 +31,13 @@ OTHER = "other"
 
 
 def namespace_of(key: str) -> str:
-    """The namespace of a cache key: everything before its first ``:`` (or the whole key)."""
-    head, _, _ = (key if type(key) is str else str(key)).partition(":")
-    return head or "-"
+    """The namespace of a cache key: everything before its first ``:``; ``"-"`` if it has none.
+
+    A key without a ``:`` has no namespace: counting it under its own name would make one
+    namespace per key (Django's session and page keys are like that), so it counts under ``"-"``.
+    """
+    head, colon, _ = (key if type(key) is str else str(key)).partition(":")
+    return head if colon and head else "-"
 
 
 class Metrics:
