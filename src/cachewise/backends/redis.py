@@ -46,7 +46,7 @@ from django.core.cache.backends.base import (
 )
 
 from cachewise.exceptions import ConfigurationError
-from cachewise.monitoring.metrics import namespace_of, record
+from cachewise.monitoring.metrics import namespace_of, record, record_many
 from cachewise.resilience import Resilience, breaker_for
 
 from .aclient import AsyncRedisCacheClient
@@ -410,12 +410,10 @@ def _record_lookups(alias: str, names: list[Any], found: dict[Any, Any]) -> None
     if namespace is not None:
         # found's keys are a subset of names: equal sizes mean every name is distinct and a hit.
         hits = len(names) if len(found) == len(names) else sum(map(found.__contains__, names))
-        counts = {("hit", namespace): hits, ("miss", namespace): len(names) - hits}
+        counts = {("hit", namespace): float(hits), ("miss", namespace): float(len(names) - hits)}
     else:
         counts = {}
         for name in names:
             outcome = ("hit" if name in found else "miss", namespace_of(name))
-            counts[outcome] = counts.get(outcome, 0) + 1
-    for (event, namespace_), count in counts.items():
-        if count:
-            record(event, alias, namespace_, count)
+            counts[outcome] = counts.get(outcome, 0.0) + 1
+    record_many(alias, counts)

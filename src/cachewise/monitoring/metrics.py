@@ -24,7 +24,7 @@ import threading
 from collections import defaultdict
 from typing import Any
 
-__all__ = ["OTHER", "MetricKey", "Metrics", "metrics", "namespace_of", "record"]
+__all__ = ["OTHER", "MetricKey", "Metrics", "metrics", "namespace_of", "record", "record_many"]
 
 MetricKey = tuple[str, str, str]
 OTHER = "other"
@@ -92,6 +92,21 @@ class Metrics:
             else:
                 values[(event, alias, self._bounded(alias, namespace))] += value
 
+    def record_many(self, alias: str, counts: dict[tuple[str, str], float]) -> None:
+        """Add every ``(event, namespace) -> value`` of ``counts`` for ``alias``, under one lock."""
+        if not self._ready:
+            self._activate()
+        if not self.enabled:
+            return
+        with self._lock:
+            values = self._values
+            for (event, namespace), value in counts.items():
+                key = (event, alias, namespace)
+                if key in values:
+                    values[key] += value
+                elif value:
+                    values[(event, alias, self._bounded(alias, namespace))] += value
+
     def set_enabled(self, enabled: bool) -> None:
         """Count (or not) in this process from now on, until a setting changes (benchmarks)."""
         self._activate()
@@ -147,6 +162,7 @@ class Metrics:
 
 metrics = Metrics()
 record = metrics.record
+record_many = metrics.record_many
 
 if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
     os.register_at_fork(after_in_child=metrics._after_fork)
