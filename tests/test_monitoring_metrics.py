@@ -277,3 +277,18 @@ def test_keys_without_a_namespace_count_under_a_dash() -> None:
     cache.get_many(["plain", "other-plain"])
     cache.get("plain")
     assert metrics.snapshot() == {("hit", "default", "-"): 2, ("miss", "default", "-"): 1}
+
+
+def test_the_timer_thread_flushes_without_any_reader(redis_client: Any) -> None:
+    import time
+
+    try:
+        with override_settings(CACHEWISE_METRICS_FLUSH_INTERVAL=0.1):
+            record("hit", "default", "timer", 5)  # the first record after a settings change starts it
+            deadline = time.monotonic() + 10
+            while redis_client.hget(totals_key("default"), "hit|timer") is None:
+                assert time.monotonic() < deadline, "the flush thread never flushed"
+                time.sleep(0.05)
+            assert redis_client.hget(totals_key("default"), "hit|timer") == b"5"
+    finally:
+        aggregator.stop()

@@ -128,6 +128,7 @@ class Aggregator:
 
     def __init__(self) -> None:
         self._flush_lock = threading.Lock()
+        self._start_lock = threading.Lock()
         self._pending: dict[str, tuple[int, dict[tuple[str, str], float], int]] = {}
         self._seq = 0
         self._process_id = self._new_process_id()
@@ -214,14 +215,17 @@ class Aggregator:
         """Start the background flush thread once per process (no-op if the interval is 0)."""
         if self._thread is not None and self._thread.is_alive():
             return
-        if not self._atexit:
-            self._atexit = True
-            atexit.register(self._flush_at_exit)
-        if _interval() <= 0:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="cachewise-metrics-flush", daemon=True)
-        self._thread.start()
+        with self._start_lock:  # two threads recording their first event must not start two
+            if self._thread is not None and self._thread.is_alive():
+                return
+            if not self._atexit:
+                self._atexit = True
+                atexit.register(self._flush_at_exit)
+            if _interval() <= 0:
+                return
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="cachewise-metrics-flush", daemon=True)
+            self._thread.start()
 
     def _run(self) -> None:
         while True:
@@ -253,6 +257,7 @@ class Aggregator:
     def _after_fork(self) -> None:
         # The parent owns its pending batches and its thread; the child starts a fresh identity.
         self._flush_lock = threading.Lock()
+        self._start_lock = threading.Lock()
         self._pending.clear()
         self._seq = 0
         self._process_id = self._new_process_id()
