@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,17 +15,7 @@ from cachewise import NoStore, aget_or_compute, cached, get_or_compute, make_key
 from cachewise.compute import function_namespace, invalidate
 from cachewise.monitoring.metrics import metrics
 from cachewise.store import get_store
-from cachewise.testing import EmbeddedRedis, RedisServerInfo
-
-from ._backends import BACKENDS, configured
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(
-    request: pytest.FixtureRequest, redis_server: RedisServerInfo, cachewise_caches: dict[str, Any]
-) -> Iterator[str]:
-    with configured(request.param, redis_server, cachewise_caches) as kind:
-        yield kind
+from cachewise.testing import EmbeddedRedis
 
 
 class Counting:

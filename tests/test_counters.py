@@ -7,7 +7,6 @@ import multiprocessing
 import threading
 import time
 from collections import Counter as Tally
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,20 +19,10 @@ from cachewise.counters import decode_id
 from cachewise.exceptions import CacheUnavailableError
 from cachewise.keys import encode_part
 from cachewise.store import get_store
-from cachewise.testing import EmbeddedRedis, RedisServerInfo
+from cachewise.testing import EmbeddedRedis
 from tests.testapp.models import PageViews
 
-from ._backends import BACKENDS, configured
-
 FORK = multiprocessing.get_context("fork")
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(
-    request: pytest.FixtureRequest, redis_server: RedisServerInfo, cachewise_caches: dict[str, Any]
-) -> Iterator[str]:
-    with configured(request.param, redis_server, cachewise_caches) as kind:
-        yield kind
 
 
 def test_incr_get_and_get_many(backend: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,17 +10,6 @@ from django.core.cache import cache
 
 from cachewise import Namespace
 from cachewise.store import get_store
-from cachewise.testing import RedisServerInfo
-
-from ._backends import BACKENDS, configured
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(
-    request: pytest.FixtureRequest, redis_server: RedisServerInfo, cachewise_caches: dict[str, Any]
-) -> Iterator[str]:
-    with configured(request.param, redis_server, cachewise_caches) as kind:
-        yield kind
 
 
 def test_key_carries_the_current_version(backend: str) -> None:
