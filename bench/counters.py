@@ -22,14 +22,14 @@ Uses ``REDIS_URL`` when set, else starts a private EmbeddedRedis.
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import resource
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
+
+from _common import peak_rss_mb, redis_url
 
 IDS = 100
 BATCH = 100
@@ -113,12 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ops", type=int, default=2000, help="single increments per variant per round")
     args = parser.parse_args(argv)
 
-    from cachewise.embedded import EmbeddedRedis
-
-    url = os.environ.get("REDIS_URL")
-    server = None if url else EmbeddedRedis().start()
-    url = url or server.url  # type: ignore[union-attr]
-    try:
+    with redis_url() as url:
         _setup_django(url)
         table = variants(url)
         for fn, _ in table.values():  # warm up: connections, script load, keys
@@ -139,11 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, values in results.items():
             median = statistics.median(values)
             print(f"{name:30} {median:>10.0f} {median / baseline:>11.2f}x")
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"\npeak RSS: {rss:.1f} MB")
-    finally:
-        if server is not None:
-            server.stop()
+        print(f"\npeak RSS: {peak_rss_mb():.1f} MB")
     return 0
 
 

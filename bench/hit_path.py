@@ -15,16 +15,16 @@ cachewise with metrics on and off), write a function returning a :class:`Variant
 from __future__ import annotations
 
 import argparse
-import os
 import pickle
 import random
-import resource
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from _common import peak_rss_mb, redis_url
 
 SMALL = {"title": "x" * 900, "id": 1, "tags": ["a", "b"]}  # ~1 KB pickled
 LARGE = {"rows": [{"id": i, "body": f"{i:05d}" + "y" * 475} for i in range(100)]}  # ~50 KB pickled
@@ -178,8 +178,7 @@ def report(variants: list[Variant], samples: Samples) -> None:
             cells = [_cell(samples, variant.name, op, clock) for op in OPERATIONS]
             print(f"{variant.name:<20}" + "".join(f"{cell:>20}" for cell in cells))
     _metrics_overhead(samples)
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\npeak RSS: {rss_mb:.1f} MB")
+    print(f"\npeak RSS: {peak_rss_mb():.1f} MB")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,12 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     _setup_django()
-    from cachewise.embedded import EmbeddedRedis
-
-    url = os.environ.get("REDIS_URL")
-    server = None if url else EmbeddedRedis().start()
-    try:
-        url = url or server.url_for(0)  # type: ignore[union-attr]
+    with redis_url() as url:
         wanted = [name.strip() for name in args.only.split(",") if name.strip()]
         variants = [VARIANTS[name](url) for name in wanted]
         for variant in variants:  # warm up connections, scripts and caches
@@ -204,9 +198,6 @@ def main(argv: list[str] | None = None) -> int:
                 fn()
         print(f"{args.rounds} interleaved rounds x {args.iterations} iterations, Redis at {url}")
         report(variants, measure(variants, args.rounds, args.iterations))
-    finally:
-        if server is not None:
-            server.stop()
     return 0
 
 

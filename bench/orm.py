@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import resource
 import statistics
 import sys
 import tempfile
@@ -29,6 +28,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from _common import peak_rss_mb, redis_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
@@ -193,30 +194,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--iterations", type=int, default=200)
     args = parser.parse_args()
-    from cachewise.embedded import EmbeddedRedis
+    with redis_url() as url, tempfile.TemporaryDirectory() as tmp:
+        _setup(url, tmp)
+        import redis
+        from django.db import connection
 
-    server = None if os.environ.get("REDIS_URL") else EmbeddedRedis().start()
-    redis_url = os.environ.get("REDIS_URL") or server.url  # type: ignore[union-attr]
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            _setup(redis_url, tmp)
-            import redis
-            from django.db import connection
-
-            client = redis.Redis.from_url(redis_url)
-            pks = _fill()
-            rows = _bench_reads(pks, args.rounds, args.iterations, client)
-            rows.append(_bench_save(pks, args.rounds, max(20, args.iterations // 4), client))
-            runs = f"{args.rounds} rounds x {args.iterations} iterations"
-            print(f"database: {connection.vendor}; {runs}; medians (save: a quarter of the iterations)")
-            header = ("operation", "cachewise", "baseline", "baseline time", "speed-up", "redis cmds/op")
-            widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-            for row in [header, *rows]:
-                print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
-            print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
-    finally:
-        if server is not None:
-            server.stop()
+        client = redis.Redis.from_url(url)
+        pks = _fill()
+        rows = _bench_reads(pks, args.rounds, args.iterations, client)
+        rows.append(_bench_save(pks, args.rounds, max(20, args.iterations // 4), client))
+        runs = f"{args.rounds} rounds x {args.iterations} iterations"
+        print(f"database: {connection.vendor}; {runs}; medians (save: a quarter of the iterations)")
+        header = ("operation", "cachewise", "baseline", "baseline time", "speed-up", "redis cmds/op")
+        widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+        for row in [header, *rows]:
+            print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
+        print(f"peak RSS: {peak_rss_mb():.0f} MB")
 
 
 if __name__ == "__main__":

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
-import resource
 import statistics
 import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from _common import peak_rss_mb, redis_url
 
 COMPUTE_SECONDS = 0.2
 PROCESSES = 4
@@ -259,12 +259,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import redis
 
-    from cachewise.embedded import EmbeddedRedis
-
-    url = os.environ.get("REDIS_URL")
-    server = None if url else EmbeddedRedis().start()
-    url = url or server.url  # type: ignore[union-attr]
-    try:
+    with redis_url() as url:
         _setup_django(url)
         client = redis.Redis.from_url(url)
         print(
@@ -291,11 +286,7 @@ def main(argv: list[str] | None = None) -> int:
             r = steady(variant, seconds, ttl)
             row = (r["requests"], r["recomputes/expiry"], r["blocked/expiry"], r["p50"], r["p99"])
             print("{:26} {:>8.0f} {:>10.2f} {:>11.2f} {:>8.2f} {:>8.1f}".format(variant, *row))
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"\npeak RSS (parent): {rss:.1f} MB")
-    finally:
-        if server is not None:
-            server.stop()
+        print(f"\npeak RSS (parent): {peak_rss_mb():.1f} MB")
     return 0
 
 

@@ -135,6 +135,7 @@ class Aggregator:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._atexit = False
+        self._exiting = False
         self._last_error_log = 0.0
         self._sampled: dict[str, int] = {}
 
@@ -206,6 +207,11 @@ class Aggregator:
         record_eviction_sample(client, alias, int(client.info("stats").get("evicted_keys", 0)))
 
     def _log_failure(self, alias: str, exc: BaseException) -> None:
+        if self._exiting:
+            # Nothing retries after exit: say so, quietly (a stopped test or bench server is
+            # the usual cause; in production the lost deltas are at most one flush interval).
+            logger.info("cachewise metrics for alias %r dropped at exit: %s", alias, exc)
+            return
         now = time.monotonic()
         if now - self._last_error_log > 60:
             self._last_error_log = now
@@ -243,6 +249,7 @@ class Aggregator:
         self._thread = None
 
     def _flush_at_exit(self) -> None:
+        self._exiting = True
         try:
             self.flush()
         except Exception:  # never fail interpreter shutdown over metrics
