@@ -13,7 +13,9 @@ class CachewiseConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
-        """Register system checks; importing the module is enough (``@register``)."""
+        """Register the system checks (importing ``checks`` runs its ``@register``), connect the
+        monitoring signal receivers, and the ORM invalidation receivers unless
+        ``CACHEWISE_ORM_INVALIDATION`` is False. Nothing here touches the network."""
         from . import checks  # noqa: F401
         from .conf import conf
         from .monitoring.report import connect_signals

@@ -18,6 +18,7 @@ SUBCOMMANDS: list[str] = [
     "cachewise.cli.stats",
     "cachewise.cli.bigkeys",
     "cachewise.cli.flush_counters",
+    "cachewise.cli.invalidate",
 ]
 
 
