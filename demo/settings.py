@@ -70,6 +70,11 @@ def _redis_url() -> str:
     return url
 
 
+SQLITE_PRAGMAS = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+# BEGIN IMMEDIATE avoids SQLITE_BUSY lock upgrades under Gunicorn threads.
+SQLITE_TUNING = {"init_command": SQLITE_PRAGMAS, "transaction_mode": "IMMEDIATE"}
+
+
 def _database() -> dict[str, object]:
     url = os.environ.get("DATABASE_URL", "").strip()
     if not url:
@@ -79,12 +84,8 @@ def _database() -> dict[str, object]:
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": path,
-            "OPTIONS": {
-                "timeout": 30,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-                # BEGIN IMMEDIATE avoids SQLITE_BUSY upgrades under Gunicorn threads (Django >= 5.1).
-                **({"transaction_mode": "IMMEDIATE"} if django.VERSION >= (5, 1) else {}),
-            },
+            # Django < 5.1 has neither option: demo.blog.apps runs the PRAGMAs on connect instead.
+            "OPTIONS": {"timeout": 30, **(SQLITE_TUNING if django.VERSION >= (5, 1) else {})},
         }
     parts = urlsplit(url)
     if parts.scheme not in ("postgres", "postgresql"):
