@@ -29,6 +29,7 @@ FAST_FAIL = {
     "socket_timeout": 0.2,
     "socket_connect_timeout": 0.2,
     "failure_threshold": 3,
+    "timeout_threshold": 2,
     "failure_window": 10,
     "cooldown": 0.3,
 }
@@ -189,7 +190,10 @@ def test_blackholed_server_slow_reads_are_bounded_by_the_threshold(blackhole: Bl
         assert value == "default"
         durations.append(elapsed)
     slow = [d for d in durations if d > 0.1]
-    assert len(slow) == 3  # failure_threshold, however many requests follow
+    # timeout_threshold: each timeout cost a whole socket_timeout, so two of them open the
+    # breaker (a refused connection costs nothing and needs failure_threshold); however many
+    # requests follow.
+    assert len(slow) == FAST_FAIL["timeout_threshold"]
     assert fast(durations[3:])
     assert cache.resilience.breaker.state == "open"
 
@@ -220,7 +224,7 @@ def test_blackholed_server_with_concurrent_threads(blackhole: Blackhole) -> None
     assert len(durations) == threads_count * reads
     slow = [d for d in durations if d > 0.1]
     # In-flight calls when the breaker opens still wait out their timeout: at most one per thread.
-    assert len(slow) <= FAST_FAIL["failure_threshold"] + threads_count - 1
+    assert len(slow) <= FAST_FAIL["timeout_threshold"] + threads_count - 1
 
 
 def test_recovers_after_a_blackhole_is_replaced_by_a_real_server(blackhole: Blackhole) -> None:
@@ -357,3 +361,19 @@ def test_threads_share_the_breaker_of_an_alias(cachewise_caches: dict[str, Any])
     assert breakers[0].alias == "default"
     assert caches["sessions"].resilience.breaker is not breakers[0]
     assert caches["sessions"].resilience.alias == "sessions"
+
+
+def test_timeouts_open_the_breaker_sooner_than_refused_connections() -> None:
+    refused = Breaker("refused", failure_threshold=5, timeout_threshold=2)
+    refused.record_failure()
+    refused.record_failure()
+    assert refused.state == "closed"  # cheap failures: wait for failure_threshold
+    for _ in range(3):
+        refused.record_failure()
+    assert refused.state == "open"
+
+    hung = Breaker("hung", failure_threshold=5, timeout_threshold=2)
+    hung.record_failure(timeout=True)
+    assert hung.state == "closed"
+    hung.record_failure(timeout=True)
+    assert hung.state == "open"  # two callers each lost a socket_timeout: enough

@@ -25,7 +25,9 @@ What happens on failure is decided at call time:
   is up, so it counts as a success for the breaker.
 
 The breaker (one per process and alias, shared by every thread and event loop): after
-``failure_threshold`` outages within ``failure_window`` seconds it *opens* and answers every call
+``failure_threshold`` outages within ``failure_window`` seconds, or ``timeout_threshold`` of them
+that were *timeouts* (each already cost its caller a whole ``socket_timeout``, so a hung server
+should cost a page a second, not five), it *opens* and answers every call
 without touching the network for ``cooldown`` seconds; then it lets exactly one *probe* call
 through (half-open). A successful probe closes it; a failed one re-opens it for another cooldown.
 """
@@ -72,19 +74,32 @@ def _redis_errors() -> tuple[type[BaseException], ...]:
     return (RedisError, OSError)
 
 
+def _is_timeout(exc: BaseException) -> bool:
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return isinstance(exc, (RedisTimeoutError, TimeoutError))
+
+
 class Breaker:
     """A thread-safe circuit breaker: closed -> open -> half-open (one probe) -> closed or open."""
 
     def __init__(
-        self, alias: str, failure_threshold: int = 5, failure_window: float = 10.0, cooldown: float = 5.0
+        self,
+        alias: str,
+        failure_threshold: int = 5,
+        failure_window: float = 10.0,
+        cooldown: float = 5.0,
+        timeout_threshold: int = 2,
     ):
         self.alias = alias
         self.failure_threshold = failure_threshold
+        self.timeout_threshold = timeout_threshold
         self.failure_window = failure_window
         self.cooldown = cooldown
         self.state: State = CLOSED
         self._lock = threading.Lock()
         self._failures: deque[float] = deque(maxlen=failure_threshold)
+        self._timeouts: deque[float] = deque(maxlen=timeout_threshold)
         self._opened_at = 0.0
         self._probe_started = 0.0
 
@@ -113,10 +128,11 @@ class Breaker:
         with self._lock:
             changed = self._set_state(CLOSED) if self.state == HALF_OPEN else None
             self._failures.clear()
+            self._timeouts.clear()
         self._announce(changed)
 
-    def record_failure(self) -> None:
-        """Report an outage; may open the breaker."""
+    def record_failure(self, *, timeout: bool = False) -> None:
+        """Report an outage (``timeout``: the call waited out its socket timeout); may open."""
         now = time.monotonic()
         with self._lock:
             changed = None
@@ -125,18 +141,26 @@ class Breaker:
                 self._opened_at = now
             elif self.state == CLOSED:
                 self._failures.append(now)
-                full = len(self._failures) >= self.failure_threshold
-                if full and now - self._failures[0] <= self.failure_window:
+                if timeout:
+                    self._timeouts.append(now)
+                if self._recent(self._failures, self.failure_threshold, now) or (
+                    timeout and self._recent(self._timeouts, self.timeout_threshold, now)
+                ):
                     changed = self._set_state(OPEN)
                     self._opened_at = now
                     self._failures.clear()
+                    self._timeouts.clear()
         self._announce(changed)
+
+    def _recent(self, times: deque[float], threshold: int, now: float) -> bool:
+        return len(times) >= threshold and now - times[0] <= self.failure_window
 
     def reset(self) -> None:
         """Close the breaker and forget failures (tests, or after an operator fixed the server)."""
         with self._lock:
             changed = self._set_state(CLOSED)
             self._failures.clear()
+            self._timeouts.clear()
         self._announce(changed)
 
     def _set_state(self, new: State) -> tuple[State, State] | None:
@@ -278,7 +302,7 @@ class Resilience:
         if isinstance(error, CacheServerError):
             self.breaker.record_success()  # the server answered: not an outage
             raise error from exc
-        self.breaker.record_failure()
+        self.breaker.record_failure(timeout=_is_timeout(exc))
         return self._degrade(operation, error, fallback, cause=exc)
 
     def _degrade(

@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "signing_key": None,
     "sign": False,
     "failure_threshold": 5,
+    "timeout_threshold": 2,
     "failure_window": 10.0,
     "cooldown": 5.0,
     "log_interval": 10.0,
@@ -109,6 +110,7 @@ class BackendOptions:
         self.policy = self._policy(merged)
         self.breaker = {
             "failure_threshold": int(_positive(merged, "failure_threshold", int)),
+            "timeout_threshold": int(_positive(merged, "timeout_threshold", int)),
             "failure_window": _positive(merged, "failure_window", float),
             "cooldown": _positive(merged, "cooldown", float),
         }
