@@ -106,11 +106,14 @@ def _invalidate_model_or_raise(invalidate_model: Any, model: Any) -> None:
     def on_degraded(sender: Any, *, error: BaseException, **kwargs: Any) -> None:
         failures.append(error)
 
-    cache_degraded.connect(on_degraded, dispatch_uid="cachewise.cli.invalidate", weak=False)
+    # Only the ORM invalidation's own reports (sent with sender=invalidate_model), never another
+    # operation's degradation that a background thread might signal meanwhile.
+    uid = "cachewise.cli.invalidate"
+    cache_degraded.connect(on_degraded, sender=invalidate_model, dispatch_uid=uid, weak=False)
     try:
         invalidate_model(model)
     finally:
-        cache_degraded.disconnect(dispatch_uid="cachewise.cli.invalidate")
+        cache_degraded.disconnect(sender=invalidate_model, dispatch_uid=uid)
     if failures:
         raise CommandError(f"could not invalidate model {model._meta.label}: {failures[0]}")
 
