@@ -79,11 +79,11 @@ def outage_chart(result: OutageResult, bucket: float = 0.25) -> str:
     for index, (name, color) in enumerate(
         (("hit", CACHED_COLOR), ("miss", MISS_COLOR), ("failed", FAIL_COLOR))
     ):
-        x = 300 + index * 90
-        parts.append(f'<rect x="{x}" y="7" width="10" height="10" fill="{color}"/>')
-        parts.append(f'<text x="{x + 14}" y="16" font-size="11">{name}</text>')
+        legend_x = 300 + index * 90
+        parts.append(f'<rect x="{legend_x}" y="7" width="10" height="10" fill="{color}"/>')
+        parts.append(f'<text x="{legend_x + 14}" y="16" font-size="11">{name}</text>')
     for index, slot in enumerate(stacks):
-        y = 30 + plot_h
+        y: float = 30 + plot_h
         for value, color in zip(slot, (CACHED_COLOR, MISS_COLOR, FAIL_COLOR), strict=True):
             h = plot_h * value / top
             y -= h

@@ -11,6 +11,7 @@ to a cached view that computed nothing was answered from the cache: that is a hi
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -77,4 +78,5 @@ class DemoInstrumentMiddleware:
             _tally.reset(token)
         response["X-Demo-Queries"] = str(tally.queries)
         response["X-Demo-Computed"] = str(tally.computed)
+        response["X-Demo-Worker"] = str(os.getpid())
         return response

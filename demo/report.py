@@ -7,6 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from demo.freshness import EditResult
 from demo.load import LoadResult, Sample
 from demo.results import DemoResults, ViewResult
 from demo.scenarios import OutageResult, StampedeResult
@@ -119,6 +120,54 @@ def stats_table(stats: dict[str, Any]) -> Table:
     return table
 
 
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def advisor_table(rows: list[dict[str, Any]]) -> Table:
+    """The advisor's recommendations from the uncached phase, next to the cached twin's figures."""
+    table = Table(title="Advisor: recorded on the uncached phase, vs what the cached twin measured")
+    headers = (
+        "Route",
+        "advised",
+        "TTL",
+        "predicted hit",
+        "DB s saved/h",
+        "twin uses",
+        "measured hit",
+        "speed-up",
+    )
+    for header in headers:
+        table.add_column(header, justify="left" if header in ("Route", "advised", "twin uses") else "right")
+    for row in rows:
+        speedup = row["measured_speedup"]
+        table.add_row(
+            row["route"],
+            row["strategy"],
+            f"{row['ttl']} s",
+            _pct(row["expected_hit_rate"]),
+            f"{row['db_seconds_saved_per_hour']:,.1f}",
+            row["twin"] or "-",
+            _pct(row["measured_hit_rate"]),
+            "-" if speedup is None else f"{speedup:.1f}x",
+        )
+    return table
+
+
+def edit_line(edit: EditResult) -> str:
+    """The verdict of the edit-under-load scenario."""
+    every = edit.every_worker_after
+    timing = (
+        f"every worker ({len(edit.workers)}) served the new page {1000 * every:.0f} ms after the commit"
+        if every is not None
+        else "a worker never served the new page"
+    )
+    return (
+        f"Edit an article under load: {timing}; {edit.stale_after} of {len(edit.after)} requests sent "
+        "after the commit got the old page."
+    )
+
+
 def summary_lines(results: DemoResults) -> list[str]:
     """The one-line verdicts under the tables."""
     lines = []
@@ -128,6 +177,8 @@ def summary_lines(results: DemoResults) -> list[str]:
             f"Counter: {counter.sent} increments sent, {counter.flushed_into_database} reached the "
             f"database after flush(), {counter.lost} lost."
         )
+    if results.edit is not None:
+        lines.append(edit_line(results.edit))
     if results.outage is not None:
         recovered = results.outage.recovered_after
         failed = results.outage.load.failures
@@ -170,6 +221,11 @@ def print_report(results: DemoResults, console: Console) -> None:
         console.print(outage_table(results.outage))
     if results.stats is not None:
         console.print(stats_table(results.stats))
+    if results.advisor:
+        console.print(advisor_table(results.advisor))
+        for row in results.advisor:
+            for warning in row["warnings"]:
+                console.print(f"  {row['route']}: {warning}", markup=False, highlight=False)
     for line in summary_lines(results):
         console.print(line)
     if results.server_log:

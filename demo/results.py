@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from demo.freshness import EditResult
 from demo.load import LoadResult
 from demo.scenarios import OutageResult, StampedeResult
 
@@ -71,12 +72,16 @@ class DemoResults:
     stampede: StampedeResult | None = None
     outage: OutageResult | None = None
     outage_skipped: str = ""
+    #: An article edited under load: when each worker served the new page.
+    edit: EditResult | None = None
     #: ``cachewise stats --json``'s document after the load and stampede runs (None without
     #: the monitoring module).
     stats: dict[str, Any] | None = None
     #: The same, counted since the outage scenario restarted the (empty) embedded Redis.
     stats_after_restart: dict[str, Any] | None = None
     dashboard: str = ""
+    #: The advisor's top routes, recorded on the uncached phase, with the cached twin's figures.
+    advisor: list[dict[str, Any]] = field(default_factory=list)
     #: Distinct lines the Gunicorn workers logged (cachewise's degradation warnings, errors).
     server_log: list[str] = field(default_factory=list)
     seconds: float = 0.0

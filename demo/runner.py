@@ -132,7 +132,7 @@ def view_specs(paths_per_view: int) -> list[ViewSpec]:
     return [
         spec("Home (aggregates)", "@cached(ttl=600, stampede='lock')", "cached", [""]),
         spec("Article list", "cache_page(300)", "cache_page", pages),
-        spec("Article page", "{% cache ... depends_on=article %}", "cache_tag", details),
+        spec("Article page", "cache_page(300) + {% cache ... depends_on=article %}", "cache_tag", details),
         spec("JSON list", "cached_list(queryset, ttl=600)", "cached_list", api),
         spec("JSON article", "Article.cached.get(pk)", "CachedRows", rows),
         spec("View counter POST", "Counter.incr() + flush()", "Counter", counts, "POST"),
@@ -231,6 +231,29 @@ def run_stampede(progress: Progress, base_url: str, sizes: Sizes, results: DemoR
         )
 
 
+def run_edit(progress: Progress, base_url: str, sizes: Sizes, results: DemoResults) -> None:
+    """Edit the newest article while clients load its page and the list (both ``cache_page``)."""
+    from demo.blog import data
+    from demo.blog.features import feature
+    from demo.freshness import edit_under_load
+
+    if feature("cache_page") is None:
+        return
+    article = data.article_page(1)[0]
+    paths = ["/articles/?page=1", f"/articles/{article.slug}/"]
+
+    def edit() -> str:
+        article.title = f"{article.title.split(' [edited')[0]} [edited {time.time_ns() % 10**6}]"
+        article.save()  # autocommit: committed when save() returns
+        return str(article.title)
+
+    with _task(progress, "Edit an article under load", 1) as advance:
+        results.edit = edit_under_load(
+            base_url, paths, edit, threads=sizes.concurrency // 2 or 1, before=sizes.outage_phases[0]
+        )
+        advance()
+
+
 def run_outage(progress: Progress, base_url: str, stack: Stack, sizes: Sizes, results: DemoResults) -> None:
     """Kill and restart the embedded Redis under load (never a server the demo did not start)."""
     if stack.redis is None:
@@ -263,6 +286,7 @@ def run_demo(stack: Stack, sizes: Sizes, console: Console) -> DemoResults:
     """Everything after the stack is up: checks, seed, Gunicorn, loads, scenarios."""
     from django.db import connection
 
+    from demo.advisor import recommendations
     from demo.blog.features import missing_features
     from demo.monitoring import cachewise_stats, dashboard_status, settled_stats
     from demo.server import THREADS, WORKERS, gunicorn
@@ -287,7 +311,10 @@ def run_demo(stack: Stack, sizes: Sizes, console: Console) -> DemoResults:
         with gunicorn(Path(tmp) / "gunicorn.log") as served, _progress(console) as progress:
             load_views(progress, served.base_url, sizes, results)
             run_stampede(progress, served.base_url, sizes, results)
+            run_edit(progress, served.base_url, sizes, results)
             results.stats = settled_stats()
+            # Before the outage scenario: the restarted embedded Redis starts empty.
+            results.advisor = recommendations(results)
             run_outage(progress, served.base_url, stack, sizes, results)
         results.server_log = notable_lines(served.log())
     # After Gunicorn stopped: its workers flushed their counters to Redis on the way out.

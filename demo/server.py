@@ -23,11 +23,13 @@ from cachewise.embedded import EmbeddedRedis, free_port
 __all__ = ["DemoError", "Served", "Stack", "gunicorn", "start_stack", "wait_until_serving"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-#: Configured as the production checklist asks: a memory cap, and evicting least-recently-used
-#: keys when it is reached rather than refusing writes.
+#: Configured as the production checklist asks for one server holding a cache and counters: a
+#: memory cap, and evicting least-recently-used keys *with a TTL* when it is reached (cache entries
+#: have one; the article views counter has none, so its pending increments are never evicted:
+#: cachewise.E030 refuses allkeys-* for counters).
 #: Gunicorn's shape for the load runs: threads so that a burst of requests really is concurrent.
 WORKERS, THREADS = 2, 8
-EMBEDDED_REDIS_ARGS = ("--maxmemory", "256mb", "--maxmemory-policy", "allkeys-lru")
+EMBEDDED_REDIS_ARGS = ("--maxmemory", "256mb", "--maxmemory-policy", "volatile-lru")
 
 
 class DemoError(Exception):
@@ -143,7 +145,9 @@ def gunicorn(log_path: Path, *, workers: int = WORKERS, threads: int = THREADS) 
         "--timeout", "60",
         "--graceful-timeout", "5",
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+    # This checkout's src/ first: the workers run the code being demonstrated, not another install.
+    path = [str(REPO_ROOT / "src"), str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     # A session of its own: Ctrl-C reaches only the demo, which then stops Gunicorn gracefully
     # (its workers flush their counters to Redis before Redis is stopped).
     served = Served(f"http://127.0.0.1:{port}", log_path)

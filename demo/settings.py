@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 
 import django
 
-from cachewise.config import caches_from_url
+from cachewise import caches_from_url
 
 BASE_DIR = Path(__file__).resolve().parent
 SECRET_KEY = "cachewise-demo-only-not-a-secret"
@@ -39,7 +39,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Records the uncached phase for `manage.py cachewise advise` (first: it times everything).
+    "cachewise.monitoring.advisor.middleware.AdvisorMiddleware",
     "demo.instrument.DemoInstrumentMiddleware",
+    "cachewise.middleware.CacheUnavailableMiddleware",  # a 503, not a 500, for logins in an outage
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -108,6 +111,12 @@ LOGIN_URL = "/admin/login/"
 #: Workers send their hit/miss counters to Redis every second, so the report can read the totals
 #: of the load runs right after them (the default is 10 s).
 CACHEWISE_METRICS_FLUSH_INTERVAL = 1.0
+#: The advisor records the uncached twins only: what a team would see before adding any cache.
+CACHEWISE_ADVISOR_INCLUDE = [r"^/plain/"]
+#: Quick runs send ~150 requests per view: record every one and hash a quarter of the bodies
+#: (a production default records a tenth of the requests).
+CACHEWISE_ADVISOR_SAMPLE_RATE = 1.0
+CACHEWISE_ADVISOR_DIGEST_RATE = 0.25
 #: Drained by ``manage.py cachewise flush-counters``.
 CACHEWISE_COUNTERS = ["demo.blog.counters.article_views"]
 

@@ -48,6 +48,7 @@ def headline(results: DemoResults) -> dict[str, Any]:
         "missing_features": results.missing_features,
         "cachewise_stats": _stats_rows(results.stats),
         "seconds": round(results.seconds, 1),
+        "advisor": results.advisor,
     }
     if results.counter is not None:
         data["counter"] = {"sent": results.counter.sent, "flushed": results.counter.flushed_into_database}
@@ -58,6 +59,14 @@ def headline(results: DemoResults) -> dict[str, Any]:
             "cached_computes": results.stampede.cached_computes,
             "naive_per_expiry": StampedeResult.per_expiry(results.stampede.naive_computes),
             "cached_failures": results.stampede.cached.failures,
+        }
+    if results.edit is not None:
+        data["edit"] = {
+            "workers": results.edit.workers,
+            "first_fresh": results.edit.first_fresh(),
+            "every_worker_after": results.edit.every_worker_after,
+            "requests_after_commit": len(results.edit.after),
+            "stale_after_commit": results.edit.stale_after,
         }
     if results.outage is not None:
         outage = results.outage

@@ -1,8 +1,9 @@
 """Child process for the monitoring tests: drive known cache traffic, then exit normally.
 
 Run as ``python -m tests.monitoring_traffic '<json>'`` with the JSON holding ``caches`` (the
-test's CACHES) and ``traffic``: ``{namespace: [hits, misses]}``. Hits read ``<namespace>:hot``
-(set by the parent), misses read keys that do not exist. The counts reach Redis through the
+test's CACHES), optional ``settings`` (more settings to apply) and ``traffic``:
+``{namespace: [hits, misses]}``. Hits read ``<namespace>:hot`` (set by the parent), misses read
+keys that do not exist. The counts reach Redis through the
 interpreter-exit flush, which is what a Gunicorn worker relies on too.
 """
 
@@ -19,6 +20,8 @@ def main(argv: list[str]) -> int:
     from django.conf import settings
 
     settings.CACHES = spec["caches"]
+    for name, value in spec.get("settings", {}).items():
+        setattr(settings, name, value)
     import django
 
     django.setup()

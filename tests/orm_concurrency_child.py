@@ -1,4 +1,4 @@
-"""Child processes of tests/test_orm_concurrency.py (spawned: each configures Django itself).
+"""Child processes of tests/orm/test_concurrency.py (spawned: each configures Django itself).
 
 Nothing here imports Django at module level: a spawned child imports this module before Django
 is set up, then :func:`run` sets it up against the parent's test database and caches.

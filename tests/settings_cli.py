@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cachewise.config import caches_from_env
+from cachewise.caches_url import caches_from_env
 from tests.settings import *  # noqa: F403
 
 CACHES = caches_from_env(key_prefix="clitest")

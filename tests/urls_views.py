@@ -1,4 +1,4 @@
-"""URLconf of the page-cache tests (tests/test_views_*.py, tests/test_middleware.py)."""
+"""URLconf of the page-cache tests (tests/test_views_*.py, tests/pagecache/test_middleware.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from tests import views_views as v
 
 urlpatterns: list[URLPattern] = [
     path("echo/", v.echo),
+    path("token-hello/", v.token_hello),
+    path("issues-token/", v.issues_token),
     path("hello/", v.hello),
     path("dashboard/", v.dashboard),
     path("csrf/", v.csrf_form),

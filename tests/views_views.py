@@ -44,6 +44,7 @@ def echo_state(request: HttpRequest) -> dict[str, Any]:
         "host": request.get_host(),
         "scheme": request.scheme,
         "path": request.path,
+        "full_path": request.get_full_path(),
         "query": sorted(request.GET.lists()),
         "lang_header": request.headers.get("Accept-Language"),
         "custom": request.headers.get("X-Custom"),
@@ -53,7 +54,7 @@ def echo_state(request: HttpRequest) -> dict[str, Any]:
     }
 
 
-@cache_page(60, vary_on_headers=("Accept-Language",), vary_on_cookies=("theme",))
+@cache_page(60, vary_on_headers=("Accept-Language",), vary_on_cookies=("theme",), query_params=("a", "b"))
 def echo(request: HttpRequest) -> HttpResponse:
     """Varies on Accept-Language and the theme cookie (declared) and X-Custom (undeclared)."""
     n = rendered("echo")
@@ -107,7 +108,7 @@ def writes_session(request: HttpRequest) -> HttpResponse:
     return HttpResponse(f"session n={rendered('writes_session')}")
 
 
-@cache_page(60)
+@cache_page(60, query_params=("cc",))
 def cache_control(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(f"cc n={rendered('cache_control')}")
     directive = request.GET["cc"]
@@ -130,7 +131,7 @@ def streaming(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(iter([b"a", str(rendered("streaming")).encode()]))
 
 
-@cache_page(60)
+@cache_page(60, query_params=("code",))
 def status(request: HttpRequest) -> HttpResponse:
     code = int(request.GET.get("code", "200"))
     return HttpResponse(f"status n={rendered('status')}", status=code)
@@ -208,3 +209,24 @@ def short_max_age(request: HttpRequest) -> HttpResponse:
 def short_slow(request: HttpRequest) -> HttpResponse:
     time.sleep(0.2)
     return HttpResponse(f"short slow n={rendered('short_slow')}")
+
+
+def _token_user(request: HttpRequest) -> str:
+    # A view authenticating from a cookie or header itself (a JWT in a cookie, an API key),
+    # which Django's middleware knows nothing about.
+    token = request.COOKIES.get("jwt") or request.headers.get("X-Api-Key")
+    return f"user-{token}" if token else "anon"
+
+
+@cache_page(60)
+def token_hello(request: HttpRequest) -> HttpResponse:
+    """Shows the user its own cookie or header token names: must never be shared."""
+    return HttpResponse(f"hello {_token_user(request)} n={rendered('token_hello')}")
+
+
+@cache_page(60)
+def issues_token(request: HttpRequest) -> HttpResponse:
+    """Issues a token in a response header to whoever asks (a login by API)."""
+    response = HttpResponse(f"issued n={rendered('issues_token')}")
+    response["X-Api-Key"] = f"k{rendered('issues_token')}"
+    return response

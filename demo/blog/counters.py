@@ -23,8 +23,8 @@ def apply_views(pk: Any, delta: int) -> None:
 
 
 _Counter = feature("Counter")
-#: None when this checkout has no cachewise.counters (the counter view then stays uncached).
-article_views: Any = _Counter("article:views", ttl=86400, apply=apply_views) if _Counter is not None else None
+#: None when this checkout has no cachewise.counters.counter (the counter view then stays uncached).
+article_views: Any = _Counter("article:views", apply=apply_views) if _Counter is not None else None
 
 
 def flush_views() -> str:

@@ -15,11 +15,11 @@ __all__ = ["FEATURES", "feature", "missing_features"]
 #: feature label -> (module, attribute)
 FEATURES: dict[str, tuple[str, str]] = {
     "cache_page": ("cachewise.decorators", "cache_page"),
-    "cached": ("cachewise.compute", "cached"),
+    "cached": ("cachewise.compute.api", "cached"),
     "cache_tag": ("cachewise.templatetags.cachewise", "register"),
     "cached_list": ("cachewise.orm", "cached_list"),
     "CachedRows": ("cachewise.orm", "CachedRows"),
-    "Counter": ("cachewise.counters", "Counter"),
+    "Counter": ("cachewise.counters.counter", "Counter"),
     "dashboard": ("cachewise.monitoring.urls", "urlpatterns"),
 }
 

@@ -14,30 +14,40 @@ __version__ = "0.1.0.dev0"
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
+    "CacheNotConfiguredError": "cachewise.exceptions",
     "CacheServerError": "cachewise.exceptions",
     "CacheUnavailableError": "cachewise.exceptions",
     "CachewiseError": "cachewise.exceptions",
     "CircuitOpenError": "cachewise.exceptions",
     "ConfigurationError": "cachewise.exceptions",
-    "Counter": "cachewise.counters",
+    "Counter": "cachewise.counters.counter",
     "EmbeddedRedis": "cachewise.embedded",
     "InvalidKeyError": "cachewise.exceptions",
     "LockError": "cachewise.exceptions",
-    "NoStore": "cachewise.compute",
-    "Namespace": "cachewise.versions",
+    "MissingExtraError": "cachewise.exceptions",
+    "NoStore": "cachewise.compute.api",
+    "Namespace": "cachewise.compute.namespace",
     "SerializationError": "cachewise.exceptions",
     "SignatureError": "cachewise.exceptions",
-    "aget_or_compute": "cachewise.compute",
-    "cached": "cachewise.compute",
-    "caches_from_env": "cachewise.config",
-    "caches_from_url": "cachewise.config",
-    "get_or_compute": "cachewise.compute",
-    "get_redis_client": "cachewise.clients",
+    "UnconfirmedWriteError": "cachewise.exceptions",
+    "aget_or_compute": "cachewise.compute.api",
+    "cached": "cachewise.compute.api",
+    "caches_from_env": "cachewise.caches_url",
+    "caches_from_url": "cachewise.caches_url",
+    "get_or_compute": "cachewise.compute.api",
+    "get_redis_client": "cachewise.store.raw_client",
+    "get_redis_connection": "cachewise.backends.djredis_client",
+    "increment_field": "cachewise.counters.apply",
+    "invalidate": "cachewise.compute.api",
     "invalidate_model": "cachewise.orm.invalidation",
+    "invalidate_page": "cachewise.pagecache.purge",
     "make_key": "cachewise.keys",
+    "private_key": "cachewise.keys",
+    "page_depends_on": "cachewise.pagecache.tracking",
 }
 
 __all__ = [
+    "CacheNotConfiguredError",
     "CacheServerError",
     "CacheUnavailableError",
     "CachewiseError",
@@ -47,27 +57,38 @@ __all__ = [
     "EmbeddedRedis",
     "InvalidKeyError",
     "LockError",
+    "MissingExtraError",
     "Namespace",
     "NoStore",
     "SerializationError",
     "SignatureError",
+    "UnconfirmedWriteError",
     "aget_or_compute",
     "cached",
     "caches_from_env",
     "caches_from_url",
     "get_or_compute",
     "get_redis_client",
+    "get_redis_connection",
+    "increment_field",
+    "invalidate",
     "invalidate_model",
+    "invalidate_page",
     "make_key",
+    "page_depends_on",
+    "private_key",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - static view of the lazy names
-    from .clients import get_redis_client
-    from .compute import NoStore, aget_or_compute, cached, get_or_compute
-    from .config import caches_from_env, caches_from_url
-    from .counters import Counter
+    from .backends.djredis_client import get_redis_connection
+    from .caches_url import caches_from_env, caches_from_url
+    from .compute.api import NoStore, aget_or_compute, cached, get_or_compute, invalidate
+    from .compute.namespace import Namespace
+    from .counters.apply import increment_field
+    from .counters.counter import Counter
     from .embedded import EmbeddedRedis
     from .exceptions import (
+        CacheNotConfiguredError,
         CacheServerError,
         CacheUnavailableError,
         CachewiseError,
@@ -75,12 +96,16 @@ if TYPE_CHECKING:  # pragma: no cover - static view of the lazy names
         ConfigurationError,
         InvalidKeyError,
         LockError,
+        MissingExtraError,
         SerializationError,
         SignatureError,
+        UnconfirmedWriteError,
     )
-    from .keys import make_key
+    from .keys import make_key, private_key
     from .orm.invalidation import invalidate_model
-    from .versions import Namespace
+    from .pagecache.purge import invalidate_page
+    from .pagecache.tracking import page_depends_on
+    from .store.raw_client import get_redis_client
 
 
 def __getattr__(name: str) -> Any:

@@ -16,6 +16,11 @@ __all__ = ["conf"]
 _MISSING = object()
 
 
+def _names(value: Any) -> tuple[str, ...]:
+    # A lone string is one name: "jwt" must not become the cookies "j", "w" and "t".
+    return (value,) if isinstance(value, str) else tuple(str(name) for name in value)
+
+
 class CachewiseSettings:
     """Project-wide cachewise settings with their documented defaults."""
 
@@ -37,6 +42,12 @@ class CachewiseSettings:
     def METRICS_MAX_NAMESPACES(self) -> int:
         """Distinct namespaces tracked per alias before further ones are folded into "other"."""
         return int(self._get("METRICS_MAX_NAMESPACES", 200))
+
+    @property
+    def READABLE_KEYS(self) -> bool:
+        """Keep argument values readable in the key names of ``@cached`` and ``{% cache %}``
+        (a debugging aid: they may hold personal data, and Redis, SCAN and bigkeys show them)."""
+        return bool(self._get("READABLE_KEYS", False))
 
     @property
     def DEBUG_HEADERS(self) -> bool:
@@ -61,12 +72,13 @@ class CachewiseSettings:
 
     @property
     def ALERT_HIT_RATE_WARNING(self) -> float:
-        """Hit rate under which ``stats`` and the dashboard warn (playbook: ~80%)."""
+        """Hit rate under which ``stats`` and the dashboard warn (~80%: below it a cache often costs
+        more than it saves)."""
         return float(self._get("ALERT_HIT_RATE_WARNING", 0.8))
 
     @property
     def ALERT_HIT_RATE_CRITICAL(self) -> float:
-        """Hit rate under which the alert is critical (playbook: ~70% on cacheable endpoints)."""
+        """Hit rate under which the alert is critical (~70% on cacheable endpoints)."""
         return float(self._get("ALERT_HIT_RATE_CRITICAL", 0.7))
 
     @property
@@ -110,9 +122,33 @@ class CachewiseSettings:
         return int(self._get("ORM_COUNTER_TTL", 86400))
 
     @property
+    def ORM_REPLICAS(self) -> int:
+        """Replicas that must confirm an ORM version bump (``WAIT``) before a save returns; 0: none.
+
+        Redis replicates asynchronously: a bump the primary acknowledged but had not yet sent is
+        lost when a replica is promoted, and the promoted server then serves the pre-save rows.
+        """
+        return int(self._get("ORM_REPLICAS", 0))
+
+    @property
+    def ORM_REPLICA_TIMEOUT(self) -> float:
+        """Seconds a save waits for ``ORM_REPLICAS`` confirmations (the bound on its extra latency)."""
+        return float(self._get("ORM_REPLICA_TIMEOUT", 0.1))
+
+    @property
     def ORM_INVALIDATION(self) -> bool:
         """Connect the ORM invalidation receivers in ``ready()`` (every model's save/delete/m2m)."""
         return bool(self._get("ORM_INVALIDATION", True))
+
+    @property
+    def PAGE_TRACK_QUERIES(self) -> bool:
+        """Cached pages depend on the tables their render queried (``cache_page(track_queries=)``)."""
+        return bool(self._get("PAGE_TRACK_QUERIES", True))
+
+    @property
+    def RECOVERY_INTERVAL(self) -> float:
+        """Seconds between a process's checks for missed invalidations and a rolled-back Redis."""
+        return float(self._get("RECOVERY_INTERVAL", 1.0))
 
     @property
     def LOCK_LEASE(self) -> float:
@@ -133,6 +169,44 @@ class CachewiseSettings:
     def COUNTERS(self) -> tuple[str, ...]:
         """Dotted paths of Counter instances (created with ``apply=``) that flush-counters drains."""
         return tuple(self._get("COUNTERS", ()))
+
+    @property
+    def STORE(self) -> str:
+        """``"auto"``: Redis fast paths where the backend is Redis; ``"generic"``: BaseCache calls only."""
+        return str(self._get("STORE", "auto"))
+
+    # -- page cache: credentials and bounded growth (docs/views.md, "Threat model") ----------
+
+    @property
+    def CREDENTIAL_COOKIES(self) -> tuple[str, ...]:
+        """Cookies that identify a user besides the session cookie (a JWT cookie, a remember-me token)."""
+        return _names(self._get("CREDENTIAL_COOKIES", ()))
+
+    @property
+    def CREDENTIAL_HEADERS(self) -> tuple[str, ...]:
+        """Request headers that identify a user besides ``Authorization`` (``X-Api-Key``)."""
+        return _names(self._get("CREDENTIAL_HEADERS", ()))
+
+    @property
+    def PAGE_QUERY_PARAMS(self) -> frozenset[str] | None:
+        """Query parameters a page may be cached for when its view declares none; None for ``"*"``."""
+        value = self._get("PAGE_QUERY_PARAMS", ())
+        return None if value == "*" else frozenset(_names(value))
+
+    @property
+    def PAGE_MAX_ENTRIES(self) -> int:
+        """Page entries one ``cache_page`` view may have cached at once (``max_entries=`` overrides)."""
+        return int(self._get("PAGE_MAX_ENTRIES", 1000))
+
+    @property
+    def MIDDLEWARE_MAX_ENTRIES(self) -> int:
+        """Page entries the site-wide cache middleware may have in the cache at once."""
+        return int(self._get("MIDDLEWARE_MAX_ENTRIES", 10000))
+
+    @property
+    def COUNTERS_ALIAS(self) -> str:
+        """The cache alias of a ``Counter`` created without ``alias=`` (default ``"default"``)."""
+        return str(self._get("COUNTERS_ALIAS", "default"))
 
     def get(self, name: str, default: Any = None) -> Any:
         """Read ``CACHEWISE_<name>`` for settings added by sub-modules, with a default."""

@@ -24,6 +24,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
+from django.core.exceptions import ImproperlyConfigured
+
+from cachewise.conf import conf
+
 from .exceptions import EmbeddedRedisError
 
 __all__ = ["EmbeddedRedis", "find_redis_server", "free_port"]
@@ -37,10 +41,8 @@ def _setting_path() -> str | None:
     if path:
         return path
     try:
-        from .conf import conf
-
         return conf.REDIS_SERVER
-    except Exception:  # settings not configured: the environment variable is the only source
+    except ImproperlyConfigured:  # settings not configured: the environment variable is the only source
         return None
 
 

@@ -5,10 +5,13 @@ Python type the error subclasses it too, so existing ``except`` clauses keep wor
 
     CachewiseError
     ├── ConfigurationError (django.core.exceptions.ImproperlyConfigured)
-    │   └── EmbeddedRedisError          no redis-server binary, or it would not start
+    │   ├── EmbeddedRedisError          no redis-server binary, or it would not start
+    │   ├── CacheNotConfiguredError     a cache used while its URL variable (REDIS_URL) was unset
+    │   └── MissingExtraError           a feature whose optional package (pip extra) is not installed
     ├── InvalidKeyError (ValueError)     a key part that cannot be encoded safely
     ├── CacheUnavailableError            the cache could not be reached (connection, timeout,
     │   └── CircuitOpenError             breaker open: the call did not touch the network)
+    ├── UnconfirmedWriteError            applied on the primary, not confirmed by a replica in time
     ├── CacheServerError                 the server answered with an error that is not an outage
     │                                    (WRONGTYPE, OOM, a script error): never swallowed
     ├── SerializationError (ValueError)  a value that cannot be stored, or a payload that cannot be read
@@ -24,6 +27,7 @@ from __future__ import annotations
 from django.core.exceptions import ImproperlyConfigured
 
 __all__ = [
+    "CacheNotConfiguredError",
     "CacheServerError",
     "CacheUnavailableError",
     "CachewiseError",
@@ -32,8 +36,10 @@ __all__ = [
     "EmbeddedRedisError",
     "InvalidKeyError",
     "LockError",
+    "MissingExtraError",
     "SerializationError",
     "SignatureError",
+    "UnconfirmedWriteError",
     "translate_redis_error",
 ]
 
@@ -50,12 +56,29 @@ class EmbeddedRedisError(ConfigurationError):
     """A private redis-server could not be found or started."""
 
 
+class CacheNotConfiguredError(ConfigurationError):
+    """A cache from ``caches_from_env()`` was used while its environment variable was unset."""
+
+
+class MissingExtraError(ConfigurationError):
+    """A feature needs an optional package; the message names the extra, e.g. ``[cli]``."""
+
+
 class InvalidKeyError(CachewiseError, ValueError):
     """A cache key or key part that cannot be encoded into a safe key."""
 
 
 class CacheUnavailableError(CachewiseError):
     """The cache server could not be reached in time (connection refused, reset, timeout)."""
+
+
+class UnconfirmedWriteError(CachewiseError):
+    """A write the primary applied but no replica confirmed within the timeout (``WAIT``).
+
+    It is in Redis and counts unless the primary fails before replicating it: never retry it
+    (a retry would apply it twice). Not a :class:`CacheUnavailableError` on purpose: a fallback
+    that writes elsewhere when the cache is down would count it twice too.
+    """
 
 
 class CircuitOpenError(CacheUnavailableError):
@@ -86,7 +109,9 @@ def translate_redis_error(exc: BaseException) -> CachewiseError:
     :class:`CacheServerError`, because hiding it would hide a bug (wrong type, OOM, bad script).
     Use as ``raise translate_redis_error(exc) from exc``.
     """
-    from redis import exceptions as redis_exc
+    # Here, not at the top: settings files import this module (through caches_url), and redis-py
+    # costs ~150 ms to load; it is loaded already by the time a Redis error is translated.
+    from redis import exceptions as redis_exc  # noqa: PLC0415
 
     outage_types = (
         redis_exc.ConnectionError,

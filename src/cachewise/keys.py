@@ -33,7 +33,8 @@ The key is ``<namespace>:v<version>`` followed by ``:<part>`` for each part. A n
 ``:``-separated segments but none of them may look like a version segment (``v`` + digits), so
 the first such segment always marks where the namespace ends and ``make_key("a:v1")`` can never
 equal ``make_key("a", "v1")``. Nothing but a hashed key contains ``#``, so a hashed key can
-never equal a plain one.
+never equal a plain one; a :func:`private_key` has ``#`` right after the version segment, where
+a long key hashed by :func:`make_key` has its readable head, so those two never meet either.
 
 Anything else raises ``TypeError`` naming the type: guessing an encoding for an arbitrary object
 (its ``repr`` may hold a memory address) is how caches silently stop hitting or start leaking.
@@ -50,9 +51,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
+from django.conf import settings
+
 from .exceptions import InvalidKeyError
 
-__all__ = ["MAX_KEY_LENGTH", "encode_part", "make_key", "validate_namespace"]
+__all__ = ["MAX_KEY_LENGTH", "encode_part", "make_key", "private_key", "validate_namespace"]
 
 #: Longest key make_key returns. memcached refuses keys over 250 bytes; Django's default key
 #: function adds ``KEY_PREFIX:VERSION:``, so 200 leaves 50 bytes for those.
@@ -219,7 +222,9 @@ def _encode_other(value: Any) -> str:
     for kind, encoder in _FALLBACKS:
         if isinstance(value, kind):
             return encoder(value)
-    from django.db.models import Model  # lazy: keys.py must stay importable without Django set up
+    # Here, not at the top: settings files import this module (through caches_url), and the ORM
+    # costs ~170 ms to load; only a model instance as a key part needs it.
+    from django.db.models import Model  # noqa: PLC0415
 
     if isinstance(value, Model):
         return _encode_model(value)
@@ -230,17 +235,22 @@ def _encode_other(value: Any) -> str:
     )
 
 
+def _head(namespace: str, version: int) -> str:
+    validate_namespace(namespace)
+    if type(version) is not int or not 0 <= version <= MAX_VERSION:
+        raise InvalidKeyError(f"version must be an int from 0 to 2**63-1, got {version!r}")
+    return f"{namespace}:v{version}"
+
+
 def make_key(namespace: str, *parts: Any, version: int = 1) -> str:
     """Build ``namespace:v<version>[:<parts>]`` from any encodable inputs, hashed when too long.
 
     Put every input the cached value depends on into ``parts`` (user, tenant, language, filters,
     page): a forgotten input is the classic way to serve one user's data to another. Bump
-    ``version`` when the shape of the cached value changes.
+    ``version`` when the shape of the cached value changes. The parts stay readable in the key
+    name; use :func:`private_key` when they may hold personal data.
     """
-    validate_namespace(namespace)
-    if type(version) is not int or not 0 <= version <= MAX_VERSION:
-        raise InvalidKeyError(f"version must be an int from 0 to 2**63-1, got {version!r}")
-    head = f"{namespace}:v{version}"
+    head = _head(namespace, version)
     if not parts:
         return head
     body = ":".join([encode_part(part) for part in parts])
@@ -253,3 +263,28 @@ def make_key(namespace: str, *parts: Any, version: int = 1) -> str:
     # The head is only for humans (SCAN, MONITOR); the digest alone makes the key unique.
     readable = body[:HASHED_HEAD_LENGTH]
     return f"{head}:{readable}~#{digest}"
+
+
+def private_key(namespace: str, *parts: Any, version: int = 1) -> str:
+    """:func:`make_key` with the parts hashed: ``namespace:v<version>:#<128-bit digest>``.
+
+    The key of ``@cached`` calls and ``{% cache %}`` fragments: their arguments (an e-mail address,
+    a search query) then never appear in Redis key names, ``SCAN``/``MONITOR`` output or
+    ``cachewise bigkeys``, while the readable namespace still groups them for monitoring. The
+    digest is of :func:`make_key`'s encoding, so it is injective in the same way; it is a hash,
+    not encryption (someone who sees the key and guesses the input can confirm the guess).
+    ``CACHEWISE_READABLE_KEYS = True`` returns :func:`make_key`'s readable key instead (debugging).
+    """
+    if _readable_keys():
+        return make_key(namespace, *parts, version=version)
+    head = _head(namespace, version)
+    if not parts:
+        return head
+    body = ":".join([encode_part(part) for part in parts])
+    return f"{head}:#{hashlib.sha256(body.encode('ascii')).hexdigest()[:32]}"
+
+
+def _readable_keys() -> bool:
+    if not settings.configured:  # a bare script: the safe default
+        return False
+    return bool(getattr(settings, "CACHEWISE_READABLE_KEYS", False))

@@ -39,10 +39,17 @@ from django.utils.cache import patch_cache_control
 
 from .conf import conf
 from .pagecache.key import KeyPolicy
-from .pagecache.rules import cache_control_directives
+from .pagecache.rules import cache_control_directives, credential_header_sent
 from .pagecache.serve import PageCache, PagePolicy, log_failure
+from .unavailable import CacheUnavailableMiddleware
 
-__all__ = ["FetchFromCacheMiddleware", "UpdateCacheMiddleware", "path_excluded", "site_page_cache"]
+__all__ = [
+    "CacheUnavailableMiddleware",
+    "FetchFromCacheMiddleware",
+    "UpdateCacheMiddleware",
+    "path_excluded",
+    "site_page_cache",
+]
 
 GetResponse = Callable[[HttpRequest], Any]
 
@@ -62,6 +69,7 @@ def site_page_cache() -> PageCache:
             key=KeyPolicy.build(key_prefix=settings.CACHE_MIDDLEWARE_KEY_PREFIX, source="site"),
             timeout=int(settings.CACHE_MIDDLEWARE_SECONDS),
             alias=settings.CACHE_MIDDLEWARE_ALIAS,
+            name="site",
         )
     )
 
@@ -110,7 +118,8 @@ class FetchFromCacheMiddleware(_Middleware):
 
 
 def _personalised_by_outer_middleware(response: HttpResponseBase) -> bool:
-    return bool(response.cookies) and "private" not in cache_control_directives(response)
+    personal = bool(response.cookies) or credential_header_sent(response)
+    return personal and "private" not in cache_control_directives(response)
 
 
 class UpdateCacheMiddleware(_Middleware):
@@ -131,13 +140,15 @@ class UpdateCacheMiddleware(_Middleware):
         return response
 
     def _guard(self, request: HttpRequest, response: HttpResponseBase) -> tuple[str, tuple[str, ...]] | None:
-        """Mark a cookie-setting final response private; return what this request stored, if so."""
+        """Mark a final response that sets a cookie or a credential header private; return what
+        this request stored, if so."""
         if not _personalised_by_outer_middleware(response):
             return None
         patch_cache_control(response, private=True)
         stored: tuple[str, tuple[str, ...]] | None = getattr(request, "_cachewise_stored", None)
         if stored is not None:
-            site_page_cache().bypass(request, response, "set-cookie")
+            reason = "set-cookie" if response.cookies else "credential"
+            site_page_cache().bypass(request, response, reason)
         return stored
 
     @staticmethod

@@ -11,7 +11,7 @@ through the backend's client (the store adapter's Lua scripts, locks, counters),
 What happens on failure is decided at call time:
 
 * An *outage* (connection refused or reset, timeout, a replica that is read-only or still
-  loading, the pool exhausted) is counted (metric ``error``), fed to the breaker, logged at most
+  loading) is counted (metric ``error``), fed to the breaker, logged at most
   once per ``log_interval`` per operation, and sent as :data:`~cachewise.signals.cache_degraded`.
   Then the policy of the operation decides: ``"miss"`` answers with ``fallback(error)`` (metric
   ``degraded``); ``"raise"`` raises :class:`CacheUnavailableError` (or :class:`CircuitOpenError`).
@@ -20,6 +20,8 @@ What happens on failure is decided at call time:
   ``on_write_error`` (default ``"miss"``: not stored); ``add`` follows ``on_add_error`` and ``incr``
   ``on_incr_error`` (default ``"raise"``: faking them breaks locks and rate limits). Any other
   operation name raises. Without a ``fallback`` the call always raises.
+* No free pooled connection within ``pool_timeout`` (``PoolTimeoutError``) is reported and
+  handled like an outage, but not fed to the breaker: the server is not at fault.
 * A *server error* that is not an outage (WRONGTYPE, OOM, a script error) is raised as
   :class:`CacheServerError` whatever the policy: hiding it would hide a bug. It proves the server
   is up, so it counts as a success for the breaker.
@@ -30,6 +32,13 @@ that were *timeouts* (each already cost its caller a whole ``socket_timeout``, s
 should cost a page a second, not five), it *opens* and answers every call
 without touching the network for ``cooldown`` seconds; then it lets exactly one *probe* call
 through (half-open). A successful probe closes it; a failed one re-opens it for another cooldown.
+
+Failure domains follow the topology (:mod:`cachewise.backends.topology`): on Redis Cluster each
+node has a breaker of its own (``Resilience.attribute`` names the node an outage came from, and
+the node's connection pool refuses calls while its breaker is open), so a dead master stops
+only the keys of its slots; on Sentinel and Cluster a watcher started when a breaker opens closes
+it as soon as the topology names a new master that answers (:meth:`Breaker.topology_changed`),
+instead of waiting for the cooldown.
 """
 
 from __future__ import annotations
@@ -41,6 +50,12 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from cachewise.monitoring.metrics import record
+from cachewise.signals import cache_degraded, circuit_state_changed
+
 from .exceptions import CacheServerError, CacheUnavailableError, CircuitOpenError, translate_redis_error
 
 __all__ = [
@@ -49,6 +64,7 @@ __all__ = [
     "OPEN",
     "Breaker",
     "FailurePolicy",
+    "RateLimitedLog",
     "Resilience",
     "breaker_for",
     "reset_breakers",
@@ -69,14 +85,10 @@ _ACTIONS = frozenset({"miss", "raise"})
 
 
 def _redis_errors() -> tuple[type[BaseException], ...]:
-    from redis.exceptions import RedisError
-
     return (RedisError, OSError)
 
 
 def _is_timeout(exc: BaseException) -> bool:
-    from redis.exceptions import TimeoutError as RedisTimeoutError
-
     return isinstance(exc, (RedisTimeoutError, TimeoutError))
 
 
@@ -90,8 +102,13 @@ class Breaker:
         failure_window: float = 10.0,
         cooldown: float = 5.0,
         timeout_threshold: int = 2,
+        label: str | None = None,
     ):
         self.alias = alias
+        #: What the breaker guards, in logs and signals: the alias, or ``alias@host:port`` for a node.
+        self.label = label or alias
+        #: Called (with the breaker, outside its lock) each time it opens: the topology watchers.
+        self.on_open: list[Callable[[Breaker], None]] = []
         self.failure_threshold = failure_threshold
         self.timeout_threshold = timeout_threshold
         self.failure_window = failure_window
@@ -152,6 +169,24 @@ class Breaker:
                     self._timeouts.clear()
         self._announce(changed)
 
+    def topology_changed(self, reason: str) -> bool:
+        """Close an open (or half-open) breaker at once: the topology names a master that answers.
+
+        Called by the failover watchers (:mod:`cachewise.backends.topology`); ``reason`` is logged.
+        Returns whether the breaker was closed by this call.
+        """
+        if self.state == CLOSED:
+            return False
+        with self._lock:
+            if self.state == CLOSED:
+                return False
+            changed = self._set_state(CLOSED)
+            self._failures.clear()
+            self._timeouts.clear()
+        logger.warning("cache %r: %s: closing the circuit breaker before its cooldown", self.label, reason)
+        self._announce(changed)
+        return True
+
     def _recent(self, times: deque[float], threshold: int, now: float) -> bool:
         return len(times) >= threshold and now - times[0] <= self.failure_window
 
@@ -170,10 +205,17 @@ class Breaker:
     def _announce(self, changed: tuple[State, State] | None) -> None:
         if changed is None:
             return
-        from .signals import circuit_state_changed
 
-        logger.warning("cache %r circuit breaker %s -> %s", self.alias, *changed)
-        circuit_state_changed.send(sender=Breaker, alias=self.alias, old=changed[0], new=changed[1])
+        logger.warning("cache %r circuit breaker %s -> %s", self.label, *changed)
+        circuit_state_changed.send(
+            sender=Breaker, alias=self.alias, old=changed[0], new=changed[1], domain=self.label
+        )
+        if changed[1] == OPEN:
+            for hook in list(self.on_open):
+                try:
+                    hook(self)
+                except Exception:  # a watcher that cannot start must not fail the caller's request
+                    logger.exception("cache %r: could not start the failover watcher", self.label)
 
 
 _BREAKERS: dict[tuple[Any, ...], Breaker] = {}
@@ -233,24 +275,51 @@ class FailurePolicy:
         return "raise"
 
 
-class _RateLimitedLog:
-    """Log one line per (operation, error type) at most every ``interval`` seconds; bounded."""
+class RateLimitedLog:
+    """Log one line per kind at most every ``interval`` seconds, with the count of lines suppressed.
 
-    def __init__(self, interval: float) -> None:
+    A failure that repeats on every request (each save during an outage, each read of a degraded
+    path) would otherwise write a line per request: the first line of a kind is logged, the
+    repeats within ``interval`` are counted, and the next line logged says how many were dropped.
+    Kinds come from code (operation and error type names); the table stays bounded anyway.
+    """
+
+    def __init__(self, interval: float, logger: logging.Logger = logger) -> None:
         self.interval = interval
-        self._last: dict[tuple[str, str], float] = {}
+        self.logger = logger
+        self._last: dict[Any, float] = {}
+        self._suppressed: dict[Any, int] = {}
         self._lock = threading.Lock()
 
-    def warn(self, alias: str, operation: str, error: BaseException, action: str) -> None:
-        key = (operation, type(error).__name__)
+    def log(self, level: int, kind: Any, message: str, *args: Any, exc_info: Any = None) -> bool:
+        """Log ``message % args`` unless a line of ``kind`` was logged within ``interval``."""
         now = time.monotonic()
         with self._lock:
-            if now - self._last.get(key, -self.interval) < self.interval:
-                return
-            if len(self._last) > 256:  # operation names come from code, but stay bounded anyway
+            if now - self._last.get(kind, -self.interval) < self.interval:
+                self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+                return False
+            if len(self._last) > 256:
                 self._last.clear()
-            self._last[key] = now
-        logger.warning("cache %r %s failed (%s), answered with %s", alias, operation, error, action)
+                self._suppressed.clear()
+            self._last[kind] = now
+            dropped = self._suppressed.pop(kind, 0)
+        if dropped:
+            message += " (%d similar lines suppressed in the last %gs)"
+            args = (*args, dropped, self.interval)
+        self.logger.log(level, message, *args, exc_info=exc_info)
+        return True
+
+    def warn(self, alias: str, operation: str, error: BaseException, action: str) -> None:
+        """The degraded-call line of :class:`Resilience`: one per (operation, error type)."""
+        self.log(
+            logging.WARNING,
+            (operation, type(error).__name__),
+            "cache %r %s failed (%s), answered with %s",
+            alias,
+            operation,
+            error,
+            action,
+        )
 
 
 class Resilience:
@@ -260,20 +329,36 @@ class Resilience:
         self.alias = alias
         self.breaker = breaker
         self.policy = policy
-        self._log = _RateLimitedLog(log_interval)
-        self._errors = _redis_errors()
+        self._log = RateLimitedLog(log_interval)
+        #: What a network call raises on an outage (redis-py's errors and OSError): callers that
+        #: inline :meth:`call` on a hot path catch these and hand them to :meth:`failed`.
+        self.errors = _redis_errors()
+        self._errors = self.errors
+        #: On Redis Cluster, the breaker of the node an outage came from (None: the alias' own).
+        self.attribute: Callable[[BaseException], Breaker | None] | None = None
 
     def call(
-        self, operation: str, fn: Callable[[], T], *, fallback: Callable[[Exception], T] | None = None
+        self,
+        operation: str,
+        fn: Callable[[], T],
+        *,
+        fallback: Callable[[Exception], T] | None = None,
+        answered: str | None = None,
     ) -> T:
-        """Run ``fn`` (one network call) under the breaker and the policy of ``operation``."""
+        """Run ``fn`` (one network call) under the breaker and the policy of ``operation``.
+
+        ``answered`` says what the caller gives *its* caller when this call raises (``"fallback"``:
+        it answers from the database): the ``action`` reported in logs and ``cache_degraded``
+        instead of ``"raised"``, which is kept for failures the end caller really sees.
+        """
         breaker = self.breaker
         if breaker.state != CLOSED and not breaker.allow():
-            return self._degrade(operation, CircuitOpenError(f"cache {self.alias!r}: circuit open"), fallback)
+            error = CircuitOpenError(f"cache {self.alias!r}: circuit open")
+            return self._degrade(operation, error, fallback, answered=answered)
         try:
             result = fn()
         except self._errors as exc:
-            return self._failed(operation, exc, fallback)
+            return self._failed(operation, exc, fallback, answered)
         if breaker.state != CLOSED:  # the hot path skips the call: closed needs no bookkeeping
             breaker.record_success()
         return result
@@ -284,26 +369,44 @@ class Resilience:
         fn: Callable[[], Awaitable[T]],
         *,
         fallback: Callable[[Exception], T] | None = None,
+        answered: str | None = None,
     ) -> T:
         """The coroutine twin of :meth:`call`: ``fn`` returns an awaitable."""
         breaker = self.breaker
         if breaker.state != CLOSED and not breaker.allow():
-            return self._degrade(operation, CircuitOpenError(f"cache {self.alias!r}: circuit open"), fallback)
+            error = CircuitOpenError(f"cache {self.alias!r}: circuit open")
+            return self._degrade(operation, error, fallback, answered=answered)
         try:
             result = await fn()
         except self._errors as exc:
-            return self._failed(operation, exc, fallback)
+            return self._failed(operation, exc, fallback, answered)
         if breaker.state != CLOSED:
             breaker.record_success()
         return result
 
-    def _failed(self, operation: str, exc: BaseException, fallback: Callable[[Exception], T] | None) -> T:
+    def failed(self, operation: str, exc: BaseException, fallback: Callable[[Exception], T] | None) -> T:
+        """What :meth:`call` does when ``fn`` raised ``exc`` (one of :attr:`errors`), for inlined calls.
+
+        The caller must have checked that the breaker is closed before the network call, as
+        :meth:`call` does.
+        """
+        return self._failed(operation, exc, fallback)
+
+    def _failed(
+        self,
+        operation: str,
+        exc: BaseException,
+        fallback: Callable[[Exception], T] | None,
+        answered: str | None = None,
+    ) -> T:
         error = translate_redis_error(exc)
         if isinstance(error, CacheServerError):
             self.breaker.record_success()  # the server answered: not an outage
             raise error from exc
-        self.breaker.record_failure(timeout=_is_timeout(exc))
-        return self._degrade(operation, error, fallback, cause=exc)
+        if getattr(exc, "counts_as_outage", True):  # a wait for a pooled connection is not
+            domain = self.attribute(exc) if self.attribute is not None else None
+            (domain or self.breaker).record_failure(timeout=_is_timeout(exc))
+        return self._degrade(operation, error, fallback, cause=exc, answered=answered)
 
     def _degrade(
         self,
@@ -311,12 +414,12 @@ class Resilience:
         error: Exception,
         fallback: Callable[[Exception], T] | None,
         cause: BaseException | None = None,
+        answered: str | None = None,
     ) -> T:
-        from .monitoring.metrics import record
-        from .signals import cache_degraded
-
         action = self.policy.action(operation) if fallback is not None else "raise"
         shown = "raised" if action == "raise" else ("miss" if operation in READ_OPERATIONS else "skipped")
+        if action == "raise" and answered is not None:
+            shown = answered
         record("error", self.alias)
         self._log.warn(self.alias, operation, error, shown)
         cache_degraded.send(
@@ -331,9 +434,6 @@ class Resilience:
 
     def report_unreadable(self, operation: str, error: Exception) -> None:
         """Count and report a payload that could not be decoded (tampered, unknown format)."""
-        from .monitoring.metrics import record
-        from .signals import cache_degraded
-
         record("error", self.alias)
         self._log.warn(self.alias, operation, error, "miss")
         cache_degraded.send(

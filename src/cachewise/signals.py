@@ -14,12 +14,16 @@ __all__ = [
     "cache_invalidated",
     "cache_metrics_collected",
     "circuit_state_changed",
+    "page_invalidated",
     "stampede_recomputed",
 ]
 
 #: A cache operation failed and was answered by the failure policy instead of the server.
 #: Arguments: ``alias`` (str), ``operation`` (str, e.g. "get"), ``error`` (Exception),
-#: ``action`` ("miss", "skipped", "raised").
+#: ``action``: what the caller got: "miss", "skipped" (not stored), "fallback" (answered from the
+#: database instead), "deferred" (an ORM invalidation recorded for delivery once the cache
+#: answers), "unconfirmed" (an ORM invalidation the primary has but no replica confirmed within
+#: ``CACHEWISE_ORM_REPLICA_TIMEOUT``) or "raised" (only when the caller saw an exception).
 cache_degraded = Signal()
 
 #: The circuit breaker of an alias changed state.
@@ -28,6 +32,12 @@ circuit_state_changed = Signal()
 
 #: Cached data was invalidated. Arguments: ``alias`` (str), ``namespace`` (str), ``reason`` (str).
 cache_invalidated = Signal()
+
+#: Cached pages were purged by URL (:func:`cachewise.invalidate_page`, ``invalidate --path`` or
+#: ``--prefix``), after the bump. Arguments: ``path`` (str, decoded), ``host`` (str or None: every
+#: host), ``prefix`` (bool: the whole subtree), ``aliases`` (tuple of the cache aliases bumped).
+#: Connect a receiver to forward the purge to a CDN or reverse proxy.
+page_invalidated = Signal()
 
 #: A response or fragment was deliberately not cached. Arguments: ``alias`` (str),
 #: ``reason`` (str, one of the documented bypass reasons), ``path`` (str).

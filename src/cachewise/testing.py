@@ -25,8 +25,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import redis
+from django.core.cache import caches
+from django.test import override_settings
 
-from .config import caches_from_url, parse_redis_url
+from cachewise.caches_url import _with_db
+
+from .caches_url import caches_from_url, parse_redis_url
 from .embedded import EmbeddedRedis
 
 __all__ = [
@@ -52,7 +57,6 @@ class RedisServerInfo:
 
     def url_for(self, db: int) -> str:
         """URL of logical database ``db`` on this server (same scheme and credentials)."""
-        from .config import _with_db
 
         return _with_db(self.base_url, db)
 
@@ -64,8 +68,6 @@ class RedisServerInfo:
 
 def delete_prefixed(url: str, prefix: str) -> int:
     """Delete every key containing ``prefix`` in the database of ``url``; return how many."""
-    import redis
-
     client = redis.Redis.from_url(url)
     try:
         deleted = 0
@@ -114,15 +116,11 @@ class isolated_caches:
         self._override: Any = None
 
     def __enter__(self) -> dict[str, dict[str, Any]]:
-        from django.test import override_settings
-
         self._override = override_settings(CACHES=self.caches)
         self._override.enable()
         return self.caches
 
     def __exit__(self, *exc_info: object) -> None:
-        from django.core.cache import caches
-
         try:
             for alias in self.caches:
                 if alias in caches:
@@ -143,8 +141,6 @@ def cachewise_caches(redis_server: RedisServerInfo) -> Iterator[dict[str, dict[s
 @pytest.fixture
 def redis_client(cachewise_caches: dict[str, dict[str, Any]]) -> Iterator[Any]:
     """A raw redis-py client on the database of the ``default`` alias."""
-    import redis
-
     client = redis.Redis.from_url(cachewise_caches["default"]["LOCATION"])
     try:
         yield client

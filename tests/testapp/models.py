@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 from django.db import models
 
 from cachewise.orm import CachedRows, CachewiseManager
@@ -10,7 +12,7 @@ from cachewise.orm import CachedRows, CachewiseManager
 class Author(models.Model):
     """ORM cache tests: a model other models' cached rows read through a foreign key."""
 
-    name = models.CharField(max_length=100)
+    name: models.CharField[str, str] = models.CharField(max_length=100)
 
     objects = CachewiseManager()
 
@@ -18,7 +20,7 @@ class Author(models.Model):
 class Category(models.Model):
     """ORM cache tests: deleted categories set Article.category to NULL (no signals for that)."""
 
-    name = models.CharField(max_length=100)
+    name: models.CharField[str, str] = models.CharField(max_length=100)
 
     objects = CachewiseManager()
 
@@ -26,7 +28,7 @@ class Category(models.Model):
 class Tag(models.Model):
     """ORM cache tests: the m2m side of Article."""
 
-    name = models.CharField(max_length=50)
+    name: models.CharField[str, str] = models.CharField(max_length=50)
 
     objects = CachewiseManager()
 
@@ -34,15 +36,21 @@ class Tag(models.Model):
 class Article(models.Model):
     """ORM cache tests: rows cached by pk, following relations."""
 
-    title = models.CharField(max_length=200)
-    slug = models.SlugField(max_length=200, blank=True)
-    author = models.ForeignKey(Author, on_delete=models.CASCADE, related_name="articles")
-    category = models.ForeignKey(
+    title: models.CharField[str, str] = models.CharField(max_length=200)
+    slug: models.SlugField[str, str] = models.SlugField(max_length=200, blank=True)
+    author: models.ForeignKey[Author, Author] = models.ForeignKey(
+        Author, on_delete=models.CASCADE, related_name="articles"
+    )
+    author_id: int  # Django's attribute for the key (stated for mypy, which runs without the plugin)
+    category: models.ForeignKey[Category | None, Category | None] = models.ForeignKey(
         Category, on_delete=models.SET_NULL, null=True, blank=True, related_name="articles"
     )
+    category_id: int | None
     tags = models.ManyToManyField(Tag, blank=True, related_name="articles")
-    featured = models.BooleanField(default=False)
-    updated_at = models.DateTimeField(auto_now=True)
+    featured: models.BooleanField[bool, bool] = models.BooleanField(default=False)
+    updated_at: models.DateTimeField[datetime.datetime, datetime.datetime] = models.DateTimeField(
+        auto_now=True
+    )
 
     objects = CachewiseManager()
     cached = CachedRows(fields=["id", "title", "slug", "author__name", "category_id", "updated_at"], ttl=1800)
@@ -51,5 +59,15 @@ class Article(models.Model):
 class PageViews(models.Model):
     """Counter tests: the database row a cachewise Counter flushes its counts into."""
 
-    page = models.IntegerField(unique=True)
-    views = models.BigIntegerField(default=0)
+    page: models.IntegerField[int, int] = models.IntegerField(unique=True)
+    views: models.BigIntegerField[int, int] = models.BigIntegerField(default=0)
+
+
+class Post(models.Model):
+    """Counter + ORM cache tests: a cached row with a counter column."""
+
+    title: models.CharField[str, str] = models.CharField(max_length=200)
+    views: models.BigIntegerField[int, int] = models.BigIntegerField(default=0)
+
+    objects = CachewiseManager()
+    cached = CachedRows(fields=["id", "title", "views"], ttl=1800)

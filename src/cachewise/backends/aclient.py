@@ -9,11 +9,16 @@ Semantics, TTL conventions, value format and failure policy are those of
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from .client import CLEAR_BATCH, INCR_IF_EXISTS, RedisCacheClient, _false, _none, _set_args
+from cachewise.store.scripts import arun
+from cachewise.store.scripts.counts import INCR_IF_EXISTS
+
+from .batches import MAX_KEYS, ReadSizer, key_chunks, write_chunks
+from .client import CLEAR_BATCH, RedisCacheClient, _false, _none, _set_args
 from .pools import async_client, close_async_client
 
 __all__ = ["AsyncRedisCacheClient"]
@@ -39,7 +44,7 @@ class AsyncRedisCacheClient:
     async def get(self, key: str, default: Any) -> Any:
         client = self.get_client()
         raw = await self.resilience.acall("get", lambda: client.get(key), fallback=lambda error: None)
-        return self.sync._decode_or(raw, default, "get")
+        return self.sync.decode_hit(raw, default)
 
     async def set(self, key: str, value: Any, ttl_ms: int | None) -> bool:
         client = self.get_client()
@@ -90,36 +95,62 @@ class AsyncRedisCacheClient:
         )
 
     async def get_many(self, keys: Sequence[str], names: Sequence[Any]) -> dict[Any, Any]:
+        """MGET in bounded chunks, as the sync tier does (:mod:`.batches`)."""
         if not keys:
             return {}
         client = self.get_client()
         mget = client.mget_nonatomic if self.sync.cluster else client.mget  # type: ignore[attr-defined]
-        raws: list[Any] | None = await self.resilience.acall("get_many", lambda: mget(keys), fallback=_none)
-        return {} if raws is None else self.sync._decode_hits(names, raws)
+        raws: list[Any] | None
+        if len(keys) <= MAX_KEYS:  # the common case: one command
+            raws = await self.resilience.acall("get_many", partial(mget, keys), fallback=_none)
+            return {} if raws is None else self.sync._decode_hits(names, raws)
+        found: dict[Any, Any] = {}
+        sizer, start = ReadSizer(), 0
+        while start < len(keys):
+            chunk = keys[start : start + sizer.size]
+            raws = await self.resilience.acall("get_many", partial(mget, chunk), fallback=_none)
+            if raws is None:
+                break
+            found.update(self.sync._decode_hits(names[start : start + len(chunk)], raws))
+            start += len(chunk)
+            if start < len(keys):
+                sizer.seen(raws)
+        return found
 
-    async def set_many(self, data: dict[str, Any], ttl_ms: int | None) -> bool:
-        client = self.get_client()
+    async def set_many(self, data: dict[str, Any], ttl_ms: int | None) -> int:
+        """Pipelined chunks in order; the number of items stored (see the sync tier)."""
         if ttl_ms is not None and ttl_ms <= 0:
-            await self.resilience.acall("delete_many", lambda: client.delete(*data), fallback=lambda error: 0)
-            return True
-        payloads = {key: self.format.encode(value) for key, value in data.items()}
+            await self.delete_many(list(data))
+            return len(data)
+        client = self.get_client()
+        keys = list(data)
+        payloads = [self.format.encode(value) for value in data.values()]
         args = _set_args(ttl_ms)
+        for start, stop in write_chunks(keys, payloads):
 
-        async def store() -> bool:
-            async with client.pipeline(transaction=False) as pipe:
-                for key, payload in payloads.items():
-                    pipe.set(key, payload, **args)
-                await pipe.execute()
-            return True
+            async def store(start: int = start, stop: int = stop) -> bool:
+                async with client.pipeline(transaction=False) as pipe:
+                    for index in range(start, stop):
+                        pipe.set(keys[index], payloads[index], **args)
+                    await pipe.execute()
+                return True
 
-        return await self.resilience.acall("set_many", store, fallback=_false)
+            if not await self.resilience.acall("set_many", store, fallback=_false):
+                return start
+        return len(keys)
 
     async def delete_many(self, keys: Sequence[str]) -> int:
+        """UNLINK in chunks of MAX_KEYS."""
         client = self.get_client()
-        deleted = await self.resilience.acall(
-            "delete_many", lambda: client.delete(*keys), fallback=lambda error: 0
-        )
-        return int(deleted)
+        removed = 0
+        for chunk in key_chunks(list(keys)):
+            deleted = await self.resilience.acall(
+                "delete_many", partial(client.unlink, *chunk), fallback=_none
+            )
+            if deleted is None:
+                break
+            removed += int(deleted)
+        return removed
 
     async def has_key(self, key: str) -> bool:
         client = self.get_client()
@@ -129,9 +160,8 @@ class AsyncRedisCacheClient:
 
     async def incr(self, key: str, delta: int) -> int:
         client = self.get_client()
-        script = client.register_script(INCR_IF_EXISTS)
         result = await self.resilience.acall(
-            "incr", lambda: script(keys=[key], args=[delta]), fallback=lambda error: None
+            "incr", lambda: arun(client, INCR_IF_EXISTS, [key], [delta]), fallback=lambda error: None
         )
         if result is None:
             raise ValueError(f"Key '{key}' not found.")

@@ -1,7 +1,7 @@
 """``CACHES[alias]["OPTIONS"]`` of the cachewise backend: the accepted keys, defaults and validation.
 
-Unknown keys raise :class:`ConfigurationError` when the backend is built (and the system check
-reads :data:`ALLOWED_OPTIONS` to flag them before), because a misspelt ``socket_timout`` silently
+Unknown keys and bad values raise :class:`ConfigurationError` (at the cache's first operation; the
+system checks E002/E004 report them before), because a misspelt ``socket_timout`` silently
 falling back to a 5 s timeout is how a Redis outage becomes a site outage.
 """
 
@@ -11,12 +11,16 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from cachewise.config import SENTINEL_SCHEME, parse_sentinel_url
+from cachewise.caches_url import SENTINEL_SCHEME, parse_sentinel_url, split_location
 from cachewise.exceptions import ConfigurationError
 from cachewise.resilience import FailurePolicy
 
-from .format import ValueFormat, derive_signing_key
-from .pools import PASSTHROUGH_OPTIONS, ConnectionSettings
+from .connection import PASSTHROUGH_OPTIONS, ConnectionSettings
+from .djredis_options import DJANGO_OPTIONS, DJANGO_REDIS_OPTIONS, translate
+from .format import ValueFormat
+from .legacy import legacy_reader_from_option
+from .near import NearCacheRefused, NearSettings
+from .signing import signer_from_options
 
 __all__ = ["ALLOWED_OPTIONS", "DEFAULTS", "BackendOptions"]
 
@@ -30,7 +34,8 @@ DEFAULTS: dict[str, Any] = {
     "compressor": None,
     "compress_min_bytes": 1024,
     "signing_key": None,
-    "sign": False,
+    "sign": True,
+    "legacy_reads": None,
     "failure_threshold": 5,
     "timeout_threshold": 2,
     "failure_window": 10.0,
@@ -44,15 +49,22 @@ DEFAULTS: dict[str, Any] = {
     "cluster": False,
     "replica_reads": False,
     "sentinel_password": None,
+    "clear": "scan",
+    "near_cache": False,
 }
 _CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
-ALLOWED_OPTIONS: frozenset[str] = frozenset(DEFAULTS) | PASSTHROUGH_OPTIONS
+#: Connection options passed to redis-py: PASSTHROUGH_OPTIONS plus a parser class (Django's option).
+_CONNECTION_OPTIONS = PASSTHROUGH_OPTIONS | {"parser_class"}
+
+#: cachewise's keys, django-redis's (translated, see :mod:`cachewise.backends.djredis_options`) and
+#: Django's RedisCache ones (``pool_class``, ``parser_class``).
+ALLOWED_OPTIONS: frozenset[str] = (
+    frozenset(DEFAULTS) | _CONNECTION_OPTIONS | DJANGO_REDIS_OPTIONS | DJANGO_OPTIONS
+)
 
 _REJECTED_HINTS = {
     "retry_on_timeout": "cachewise never retries a failed command; the circuit breaker handles outages",
-    "pool_class": "the pool is always a bounded BlockingConnectionPool; size it with max_connections",
-    "parser_class": "the parser is hiredis when installed (redis[hiredis]), else redis-py's own",
 }
 
 
@@ -88,11 +100,41 @@ def _sentinel_servers(
     ]
 
 
+def _check_legacy(value_format: ValueFormat, legacy: Any) -> None:
+    """Refuse a migration window that would break the format's rules (see .legacy)."""
+    legacy.pickle_ok = value_format.serializer.format_id == 1
+    if legacy.unpickles and value_format.serializer.format_id != 1:
+        raise ConfigurationError(
+            f"OPTIONS['legacy_reads'] reads pickles ({legacy.source}), but this cache's serializer is "
+            "not pickle, and a JSON or msgpack cache never unpickles: drop legacy_reads (old values "
+            "are then misses) or name the serializer the old writer used"
+        )
+    if legacy.serializer == "msgpack" and not value_format.signed:
+        raise ConfigurationError(
+            "OPTIONS['legacy_reads'] with a msgpack source needs signing on: an unsigned cachewise "
+            "value and a msgpack value can start with the same byte, so they cannot be told apart"
+        )
+
+
+def _check_near(servers: list[ConnectionSettings], merged: dict[str, Any]) -> None:
+    """Refuse the near cache where its invalidations could miss writes (cachewise.E060)."""
+    if servers[0].cluster:
+        where = "Redis Cluster (tracking is per node and a resharding moves keys between nodes)"
+    elif servers[0].sentinel_role or merged["replica_reads"]:
+        where = "Sentinel or replica reads (a failover or a lagging replica can hide writes from tracking)"
+    else:
+        return
+    raise NearCacheRefused(
+        f"OPTIONS['near_cache'] cannot be kept consistent on {where}: remove near_cache for this "
+        "alias, or point it at a single Redis server (cachewise.E060, docs/near-cache.md)"
+    )
+
+
 class BackendOptions:
     """Validated OPTIONS, split into what each part of the backend needs."""
 
     def __init__(self, location: str | list[str], options: Mapping[str, Any] | None) -> None:
-        given = dict(options or {})
+        location, given = translate(location, options or {})
         unknown = sorted(set(given) - ALLOWED_OPTIONS)
         if unknown:
             hints = "; ".join(
@@ -116,16 +158,24 @@ class BackendOptions:
         }
         self.log_interval = _positive(merged, "log_interval", float)
         self.alias: str | None = merged["alias"]
+        self.clear_mode: str = merged["clear"]
+        if self.clear_mode not in ("scan", "generation"):
+            raise ConfigurationError(
+                f"OPTIONS['clear']={self.clear_mode!r}: use 'scan' (exact, cost grows with the database) "
+                "or 'generation' (O(1); old keys left to expire; see docs/backend.md)"
+            )
+        self.near = NearSettings.from_option(merged["near_cache"])
+        if self.near is not None:
+            _check_near(self.servers, merged)
 
     @staticmethod
     def _servers(location: str | list[str], merged: dict[str, Any]) -> list[ConnectionSettings]:
-        urls = re.split("[;,]", location) if isinstance(location, str) else list(location)
-        urls = [url.strip() for url in urls if url and url.strip()]
+        urls = split_location(location)
         if not urls:
             raise ConfigurationError(
                 "LOCATION is empty: expected a Redis URL such as redis://127.0.0.1:6379/0"
             )
-        kwargs = {name: merged[name] for name in PASSTHROUGH_OPTIONS if name in merged}
+        kwargs = {name: merged[name] for name in _CONNECTION_OPTIONS if name in merged}
         max_connections = int(_positive(merged, "max_connections", int))
         pool_timeout = _positive(merged, "pool_timeout", float)
         schemes = {url.partition("://")[0] for url in urls}
@@ -145,26 +195,21 @@ class BackendOptions:
 
     @staticmethod
     def _format(merged: dict[str, Any]) -> ValueFormat:
-        key = merged["signing_key"]
-        if key is None and merged["sign"]:
-            from django.conf import settings
-
-            key = settings.SECRET_KEY
-            if not key:
-                raise ConfigurationError(
-                    "OPTIONS['sign']=True needs a SECRET_KEY, or set OPTIONS['signing_key']"
-                )
-        if key is not None and not isinstance(key, (str, bytes)):
-            raise ConfigurationError(f"OPTIONS['signing_key'] must be str or bytes, got {type(key).__name__}")
         min_bytes = merged["compress_min_bytes"]
         if isinstance(min_bytes, bool) or not isinstance(min_bytes, int) or min_bytes < 0:
             raise ConfigurationError(f"OPTIONS['compress_min_bytes']={min_bytes!r}: expected an int >= 0")
-        return ValueFormat(
+        signer = signer_from_options(merged["sign"], merged["signing_key"])
+        legacy = legacy_reader_from_option(merged["legacy_reads"])
+        value_format = ValueFormat(
             serializer=merged["serializer"],
             compressor=merged["compressor"],
             compress_min_bytes=min_bytes,
-            signing_key=derive_signing_key(key) if key else None,
+            signer=signer,
+            legacy=legacy,
         )
+        if legacy is not None:
+            _check_legacy(value_format, legacy)
+        return value_format
 
     @staticmethod
     def _policy(merged: dict[str, Any]) -> FailurePolicy:

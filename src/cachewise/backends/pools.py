@@ -4,7 +4,9 @@ Django's cache handler builds one backend instance per thread (and per async con
 owned by the instance would multiply: N threads, N pools, N x ``max_connections`` sockets. Pools
 live here instead, keyed by what makes a connection different, and each is bounded: a
 :class:`WaitingConnectionPool` of ``max_connections`` that waits at most ``pool_timeout`` for a
-free connection and then raises (counted as an outage by the breaker).
+free connection and then raises :class:`PoolTimeoutError`: reported and handled by the failure
+policy, but not an outage for the breaker (a busy process is no reason to stop using a healthy
+server).
 
 redis-py's own retries are switched off (``Retry(NoBackoff(), 0)``): redis-py 8 retries a failed
 command three times by default, which turns one blackholed read into four socket timeouts. The
@@ -25,113 +27,20 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 import weakref
 from typing import Any, cast
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
 
-__all__ = ["ConnectionSettings", "async_client", "disconnect_all", "sync_client"]
+from . import sentinel
+from .connection import AsyncWaitingConnectionPool, ConnectionSettings, WaitingConnectionPool
+from .topology import cluster_domains_for
 
-#: Connection options passed through to redis-py as they are.
-PASSTHROUGH_OPTIONS = frozenset(
-    {
-        "socket_timeout",
-        "socket_connect_timeout",
-        "socket_keepalive",
-        "health_check_interval",
-        "client_name",
-        "username",
-        "password",
-        "db",
-        "ssl_cert_reqs",
-        "ssl_ca_certs",
-        "ssl_certfile",
-        "ssl_keyfile",
-        "ssl_check_hostname",
-    }
-)
-
-
-class ConnectionSettings:
-    """Everything that shapes a connection to one server; hashable, so it keys the pool registry."""
-
-    def __init__(
-        self,
-        url: str,
-        max_connections: int,
-        pool_timeout: float,
-        kwargs: dict[str, Any],
-        cluster: bool = False,
-        sentinel_role: str | None = None,
-    ) -> None:
-        self.url = url
-        self.max_connections = max_connections
-        self.pool_timeout = pool_timeout
-        self.kwargs = dict(kwargs)
-        self.cluster = cluster
-        #: "master" or "replica" for a redis+sentinel:// URL, else None.
-        self.sentinel_role = sentinel_role
-        options = tuple(sorted((k, repr(v)) for k, v in kwargs.items()))
-        self.key = (url, max_connections, pool_timeout, options, cluster, sentinel_role)
-
-
-class PoolExhaustedError(redis.exceptions.ConnectionError):
-    """Every connection of a pool is in use (an outage for the breaker once the wait times out)."""
-
-
-class WaitingConnectionPool(redis.ConnectionPool):
-    """A bounded pool that waits up to ``timeout`` seconds for a free connection, then raises.
-
-    redis-py's ``BlockingConnectionPool`` pays a queue round trip on every command; this pool
-    keeps ``ConnectionPool``'s cheap list pop on the hit path and only waits when all
-    ``max_connections`` are busy (retrying every 50 ms at most, so a missed wake-up costs little).
-    """
-
-    def __init__(self, timeout: float = 1.0, **kwargs: Any) -> None:
-        self.wait_timeout = timeout
-        self._released = threading.Condition(threading.Lock())
-        self._waiting = 0
-        super().__init__(**kwargs)
-
-    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
-        deadline = time.monotonic() + self.wait_timeout
-        while True:
-            try:
-                return super().get_connection(*args, **kwargs)
-            except PoolExhaustedError:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise redis.exceptions.ConnectionError(
-                        f"no free Redis connection within {self.wait_timeout}s "
-                        f"(max_connections={self.max_connections}): raise OPTIONS['max_connections'] "
-                        "or OPTIONS['pool_timeout'], or find what holds connections"
-                    ) from None
-                with self._released:
-                    self._waiting += 1
-                    self._released.wait(min(remaining, 0.05))
-                    self._waiting -= 1
-
-    def make_connection(self) -> Any:
-        # Called under the pool's lock. Our own error type: redis-py's differs across versions.
-        if self._created_connections >= self.max_connections:
-            raise PoolExhaustedError("all connections are in use")
-        return super().make_connection()
-
-    def release(self, connection: Any) -> None:
-        super().release(connection)
-        if self._waiting:  # read without the lock: a missed wake-up only costs one 50 ms slice
-            with self._released:
-                self._released.notify()
-
-    def reset(self) -> None:
-        super().reset()
-        # After a fork, a condition held by a parent thread would never be released in the child.
-        self._released = threading.Condition(threading.Lock())
-        self._waiting = 0
-
+__all__ = ["async_client", "close_async_client", "disconnect_all", "sync_client"]
 
 _SYNC: dict[tuple[Any, ...], redis.Redis] = {}
 _ASYNC: dict[tuple[Any, ...], weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis]] = {}
@@ -140,9 +49,7 @@ _LOCK = threading.Lock()
 
 def _new_sync(settings: ConnectionSettings) -> redis.Redis:
     if settings.sentinel_role:
-        from .sentinel import sync_sentinel_client
-
-        return sync_sentinel_client(settings)
+        return sentinel.sync_sentinel_client(settings)
     pool_options: dict[str, Any] = {
         "max_connections": settings.max_connections,
         "timeout": settings.pool_timeout,
@@ -151,9 +58,11 @@ def _new_sync(settings: ConnectionSettings) -> redis.Redis:
     }
     if not settings.cluster:
         return redis.Redis(connection_pool=WaitingConnectionPool.from_url(settings.url, **pool_options))
-    from redis.cluster import RedisCluster
-
-    cluster = RedisCluster.from_url(settings.url, connection_pool_class=WaitingConnectionPool, **pool_options)
+    domains = cluster_domains_for(settings)  # per-node breakers: one dead master stops its slots only
+    pool_class = WaitingConnectionPool if domains is None else domains.pool_class()
+    cluster = RedisCluster.from_url(settings.url, connection_pool_class=pool_class, **pool_options)
+    if domains is not None:
+        domains.client = cluster
     # RedisCluster has redis.Redis's command API (routing each key to its node) without being a
     # subclass; get_client() callers are typed against redis.Redis.
     return cast("redis.Redis", cluster)
@@ -161,18 +70,14 @@ def _new_sync(settings: ConnectionSettings) -> redis.Redis:
 
 def _new_async(settings: ConnectionSettings) -> aioredis.Redis:
     if settings.sentinel_role:
-        from .sentinel import async_sentinel_client
-
-        return async_sentinel_client(settings)
+        return sentinel.async_sentinel_client(settings)
     retry = aioredis.retry.Retry(NoBackoff(), 0)
     if settings.cluster:
-        from redis.asyncio.cluster import RedisCluster
-
-        cluster = RedisCluster.from_url(
+        cluster = AsyncRedisCluster.from_url(
             settings.url, max_connections=settings.max_connections, retry=retry, **settings.kwargs
         )
         return cast("aioredis.Redis", cluster)
-    pool = aioredis.BlockingConnectionPool.from_url(
+    pool = AsyncWaitingConnectionPool.from_url(
         settings.url,
         max_connections=settings.max_connections,
         timeout=settings.pool_timeout,
@@ -229,9 +134,7 @@ async def close_async_client(settings: ConnectionSettings) -> None:
         per_loop = _ASYNC.get(settings.key)
         client = per_loop.pop(loop, None) if per_loop is not None else None
     if client is not None and settings.sentinel_role:
-        from .sentinel import aclose
-
-        await aclose(client)
+        await sentinel.aclose(client)
     elif client is not None and settings.cluster:
         await client.aclose()
     elif client is not None:
@@ -244,9 +147,7 @@ def disconnect_all() -> None:
         clients = list(_SYNC.values())
     for client in clients:
         if hasattr(getattr(client, "connection_pool", None), "sentinel_manager"):
-            from .sentinel import disconnect
-
-            disconnect(client)
+            sentinel.disconnect(client)
         elif hasattr(client, "disconnect_connection_pools"):  # RedisCluster
             client.disconnect_connection_pools()
         else:

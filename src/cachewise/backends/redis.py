@@ -4,13 +4,14 @@ Usage::
 
     CACHES = {"default": {"BACKEND": "cachewise.backends.redis.RedisCache",
                           "LOCATION": "redis://127.0.0.1:6379/0", "KEY_PREFIX": "shop",
-                          "OPTIONS": {"serializer": "pickle", "sign": True}}}
+                          "OPTIONS": {"serializer": "pickle"}}}  # signed by default
 
 Two tiers, as in Django's own backend: :class:`RedisCache` (this module) makes and validates keys
 and converts timeouts; :class:`~cachewise.backends.client.RedisCacheClient` (and its async twin)
 runs one round trip per operation on connections pooled per process
 (:mod:`cachewise.backends.pools`). OPTIONS are listed in :data:`ALLOWED_OPTIONS` and validated
-when the backend is built (:mod:`cachewise.backends.options`).
+when the backend is built (:mod:`cachewise.backends.options`); an invalid configuration raises at
+the first operation, so that ``manage.py check`` reports it (E002/E004) instead of a traceback.
 
 Hooks for the rest of cachewise (and users):
 
@@ -21,6 +22,9 @@ Hooks for the rest of cachewise (and users):
 ``encode(value) -> bytes | int`` / ``decode(raw) -> Any``
     The value format of get/set (header byte; ints raw so INCR works). ``decode`` raises
     :class:`~cachewise.exceptions.SerializationError` (``SignatureError`` when tampered).
+``decode_many(raws, missing=None) -> list``
+    ``decode`` of many payloads at once (the hit path of ORM row reads); absent (``None``) and
+    unreadable payloads give ``missing`` (unreadable ones are reported, as ``get`` does).
 ``resilience``
     The alias' :class:`~cachewise.resilience.Resilience`: route raw calls through
     ``cache.resilience.call(operation, fn, fallback=...)`` (or ``await ...acall(...)``) so they
@@ -28,40 +32,55 @@ Hooks for the rest of cachewise (and users):
 ``clear()`` / ``flush_db()``
     ``clear()`` UNLINKs only keys under this cache's KEY_PREFIX (SCAN in batches); ``flush_db()``
     empties the whole logical database, on purpose only.
+
+django-redis 7.0's methods (``keys``, ``ttl``, ``lock``, the set, sorted-set and hash families,
+``cache.client.get_client()``) come from the mixins of :mod:`.djredis_keys`, :mod:`.djredis_sets`
+and :mod:`.djredis_zsets`; its OPTIONS are translated by :mod:`.djredis_options`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+from django.conf import settings
 from django.core.cache.backends.base import (
     DEFAULT_TIMEOUT,
     MEMCACHE_MAX_KEY_LENGTH,
     BaseCache,
     default_key_func,
 )
+from django.utils.module_loading import import_string
 
-from cachewise.exceptions import ConfigurationError
+from cachewise.exceptions import CacheServerError, ConfigurationError
 from cachewise.monitoring.metrics import namespace_of, record, record_many
 from cachewise.resilience import Resilience, breaker_for
 
 from .aclient import AsyncRedisCacheClient
 from .client import MISSING, RedisCacheClient, escape_pattern
+from .djredis_client import CompatClient
+from .djredis_keys import KeysMixin
+from .djredis_sets import SetsMixin
+from .djredis_zsets import HashesMixin, SortedSetsMixin
+from .generation import generation_of
+from .near import NearCache
 from .options import ALLOWED_OPTIONS, BackendOptions
+from .signing import secrets_of_options
+from .topology import attach as attach_topology
 
 __all__ = ["ALLOWED_OPTIONS", "RedisCache"]
+
+#: A get_many of more keys than this reads Redis directly (one script call holds every key).
+NEAR_MAX_KEYS = 1000
 
 _UNPORTABLE_CHARS = re.compile(r"[\x00-\x20\x7f]")
 
 
 def _infer_alias(location: str | list[str], params: dict[str, Any]) -> str:
     """Find this cache's alias in settings.CACHES (Django does not pass it to backends)."""
-    from django.conf import settings
-
     prefix = params.get("KEY_PREFIX", "")
     for alias, entry in getattr(settings, "CACHES", {}).items():
         same_place = entry.get("LOCATION") == location and entry.get("KEY_PREFIX", "") == prefix
@@ -79,8 +98,22 @@ class _Setup:
         location_key = server if isinstance(server, str) else ";".join(server)
         breaker = breaker_for(self.alias, location_key, **self.options.breaker)
         self.resilience = Resilience(self.alias, breaker, self.options.policy, self.options.log_interval)
+        attach_topology(self.alias, self.options.servers, breaker, self.resilience)
         self.client = RedisCacheClient(self.options.servers, self.options.format, self.resilience)
         self.aclient = AsyncRedisCacheClient(self.client)
+        self._near: dict[str, NearCache] = {}
+
+    def near_for(self, prefix: str) -> NearCache | None:
+        """The near cache of keys under ``prefix`` (one per process), or None when it is off."""
+        settings = self.options.near
+        if settings is None:
+            return None
+        near = self._near.get(prefix)
+        if near is None:
+            breaker = self.resilience.breaker
+            near = NearCache(self.alias, settings, prefix, self.client.get_client, breaker)
+            near = self._near.setdefault(prefix, near)
+        return near
 
 
 _SETUPS: dict[tuple[Any, ...], _Setup] = {}
@@ -96,49 +129,83 @@ def _setup_for(server: str | list[str], params: dict[str, Any]) -> _Setup:
     """
     options = params.get("OPTIONS") or {}
     location_key = server if isinstance(server, str) else ";".join(server)
+    secrets = secrets_of_options(options)  # a new SECRET_KEY (or fallback) must give new keys
     # Django copies the settings entry shallowly, so OPTIONS is the very dict from settings: an
     # identity hit skips the alias search and the repr below (the dict is kept alive in the entry).
-    fast_key = (id(options), location_key, params.get("KEY_PREFIX", ""))
+    fast_key = (id(options), location_key, params.get("KEY_PREFIX", ""), secrets)
     known = _BY_IDENTITY.get(fast_key)
     if known is not None and known[0] is options:
         return known[1]
     alias = options.get("alias") or _infer_alias(server, params)
-    secret = ""
-    if options.get("sign") and not options.get("signing_key"):
-        from django.conf import settings
-
-        secret = settings.SECRET_KEY  # a new SECRET_KEY must give a new signing key
-    key = (location_key, alias, secret, repr(sorted(options.items())))
+    key = (location_key, alias, secrets, repr(sorted(options.items())))
     setup = _SETUPS.get(key)
     if setup is None:
         setup = _Setup(server, options, alias)
         if len(_SETUPS) >= _SETUPS_LIMIT:
             _SETUPS.clear()
         _SETUPS[key] = setup  # a race builds two equal setups; either is fine
-    if not secret:  # with sign=True a SECRET_KEY change must be seen: no identity shortcut
-        if len(_BY_IDENTITY) >= _SETUPS_LIMIT:
-            _BY_IDENTITY.clear()
-        _BY_IDENTITY[fast_key] = (options, setup)
+    if len(_BY_IDENTITY) >= _SETUPS_LIMIT:
+        _BY_IDENTITY.clear()
+    _BY_IDENTITY[fast_key] = (options, setup)
     return setup
 
 
-class RedisCache(BaseCache):
+class _Unusable:
+    """Stands in for the setup of a cache whose OPTIONS or LOCATION cannot work: every attribute
+    of it (options, client, resilience) raises the configuration error, so the first cache
+    operation does, with the message the system check shows."""
+
+    def __init__(self, error: ConfigurationError) -> None:
+        self.alias = "default"
+        self.options: Any = _Raiser(error)
+        self.resilience: Any = self.options
+        self.client: Any = self.options
+        self.aclient: Any = self.options
+
+
+class _Raiser:
+    def __init__(self, error: ConfigurationError) -> None:
+        self._error = error
+
+    def __getattr__(self, name: str) -> Any:
+        raise ConfigurationError(str(self._error)) from self._error
+
+
+class RedisCache(KeysMixin, SetsMixin, SortedSetsMixin, HashesMixin, BaseCache):
     """A Django cache on Redis: fast hit path, fail-open reads, circuit breaker, signed values."""
 
     def __init__(self, server: str | list[str], params: dict[str, Any]) -> None:
         super().__init__(params)
-        setup = _setup_for(server, params)
+        try:
+            setup: _Setup | _Unusable = _setup_for(server, params)
+        except ConfigurationError as exc:
+            # Django's own cache checks build every configured cache: raising here would turn
+            # `manage.py check` into a traceback instead of cachewise.E002/E004. Fail at first use.
+            setup = _Unusable(exc)
         self.options = setup.options
         self.alias = setup.alias
         self.resilience = setup.resilience
         self._client = setup.client
         self._async = setup.aclient
+        self._generation = generation_of(setup, self.key_prefix)
+        #: The near cache (``OPTIONS["near_cache"]``), or None: see :mod:`cachewise.backends.near`.
+        self.near: NearCache | None = None
+        if isinstance(setup, _Setup) and setup.options.near is not None:
+            self.near = setup.near_for(self._tracked_prefix())
+        reverse = params.get("REVERSE_KEY_FUNCTION")  # django-redis' inverse of KEY_FUNCTION
+        if reverse is not None:
+            self.reverse_key_func = import_string(reverse) if isinstance(reverse, str) else reverse
 
     # -- hooks -----------------------------------------------------------------------------------
 
     def get_client(self, *, write: bool = True) -> redis.Redis:
         """The raw redis-py client (no key prefix applied) for writes, or a replica for reads."""
         return self._client.get_client(write=write)
+
+    @property
+    def client(self) -> CompatClient:
+        """django-redis' ``cache.client``: ``get_client(write)``, ``make_key``, ``encode``, ``decode``."""
+        return CompatClient(self)
 
     def get_async_client(self) -> aioredis.Redis:
         """The raw ``redis.asyncio`` client bound to the running event loop."""
@@ -152,18 +219,30 @@ class RedisCache(BaseCache):
         """The value stored as ``raw``; raises SerializationError (SignatureError if tampered)."""
         return self.options.format.decode(raw)
 
+    def decode_many(self, raws: Sequence[bytes | None], missing: Any = None) -> list[Any]:
+        """``decode`` of each payload in one tight loop; ``missing`` for None and unreadable ones."""
+        return self._client.decode_list(raws, missing)
+
     def make_key(self, key: str, version: int | None = None) -> str:
         """Django's key (``<KEY_PREFIX>:<version>:<key>`` unless KEY_FUNCTION says otherwise)."""
+        prefix = self.key_prefix if self._generation is None else self._generation.prefix()
         if self.key_func is default_key_func:  # the common case, without a function call
-            return f"{self.key_prefix}:{self.version if version is None else version}:{key}"
-        return str(self.key_func(key, self.key_prefix, self.version if version is None else version))
+            return f"{prefix}:{self.version if version is None else version}:{key}"
+        return str(self.key_func(key, prefix, self.version if version is None else version))
 
     def make_and_validate_key(self, key: str, version: int | None = None) -> str:
         """The full Redis key of ``key``, with Django's portability warnings."""
-        full_key = self.make_key(key, version)
+        if self.key_func is default_key_func and self._generation is None:  # make_key(), inlined
+            full_key = f"{self.key_prefix}:{self.version if version is None else version}:{key}"
+        else:
+            full_key = self.make_key(key, version)
         if len(full_key) > MEMCACHE_MAX_KEY_LENGTH or _UNPORTABLE_CHARS.search(full_key):
             super().validate_key(full_key)
         return full_key
+
+    def make_and_validate_keys(self, keys: Iterable[str], version: int | None = None) -> list[str]:
+        """:meth:`make_and_validate_key` of many keys at once (validated in a few passes)."""
+        return self._full_keys(keys, version)[1]
 
     def validate_key(self, key: str) -> None:
         """Django's key portability warnings; the usual clean key is checked without a generator."""
@@ -179,6 +258,38 @@ class RedisCache(BaseCache):
     def _ttl_ms(self, timeout: float | object | None) -> int | None:
         seconds = self.get_backend_timeout(timeout)
         return None if seconds is None else int(seconds * 1000)
+
+    def _tracked_prefix(self) -> str:
+        """The literal start of every key this cache makes: what the near cache tracks."""
+        if self.key_func is default_key_func:
+            return f"{self.key_prefix}:" if self.key_prefix else ""
+        sample = str(self.key_func("\x00k\x00", self.key_prefix, "\x00v\x00"))
+        return sample.split("\x00", 1)[0]
+
+    def _guard_get(self, fn: Callable[[], Any]) -> Any:
+        return self.resilience.call("get", fn, fallback=_none)
+
+    def _guard_many(self, fn: Callable[[], Any]) -> Any:
+        return self.resilience.call("get_many", fn, fallback=_none)
+
+    async def _aguard_get(self, fn: Callable[[], Awaitable[Any]]) -> Any:
+        return await self.resilience.acall("get", fn, fallback=_none)
+
+    async def _aguard_many(self, fn: Callable[[], Awaitable[Any]]) -> Any:
+        return await self.resilience.acall("get_many", fn, fallback=_none)
+
+    def _near_many(self, names: list[str], full_keys: list[str]) -> list[Any] | None:
+        """The near cache's payloads for a ``get_many`` it may answer, else None."""
+        near = self.near
+        if near is None or not 0 < len(names) <= NEAR_MAX_KEYS or not all(map(near.wants, names)):
+            return None
+        return near.read(full_keys, self._guard_many)
+
+    def _forget(self, *full_keys: str) -> None:
+        """Drop this process' near copies of keys it just wrote (before the message arrives)."""
+        near = self.near
+        if near is not None:
+            near.discard(full_keys)
 
     def _clear_pattern(self) -> str:
         """The SCAN pattern of every key this cache can make, whatever the key and version."""
@@ -201,33 +312,63 @@ class RedisCache(BaseCache):
     def add(
         self, key: str, value: Any, timeout: float | None = DEFAULT_TIMEOUT, version: int | None = None
     ) -> bool:
-        return self._client.add(
-            self.make_and_validate_key(key, version=version), value, self._ttl_ms(timeout)
-        )
+        full_key = self.make_and_validate_key(key, version=version)
+        try:
+            return self._client.add(full_key, value, self._ttl_ms(timeout))
+        finally:
+            self._forget(full_key)
 
     def get(self, key: str, default: Any = None, version: int | None = None) -> Any:
-        value = self._client.get(self.make_and_validate_key(key, version=version), MISSING)
+        full_key = self.make_and_validate_key(key, version=version)
+        near = self.near
+        raws = None if near is None or not near.wants(key) else near.read((full_key,), self._guard_get)
+        if raws is None:
+            value = self._client.get(full_key, MISSING)
+        else:
+            value = self._client.decode_hit(raws[0], MISSING)
         if value is MISSING:
             record("miss", self.alias, namespace_of(key))
             return default
         record("hit", self.alias, namespace_of(key))
         return value
 
-    def set(
-        self, key: str, value: Any, timeout: float | None = DEFAULT_TIMEOUT, version: int | None = None
-    ) -> None:
-        self._client.set(self.make_and_validate_key(key, version=version), value, self._ttl_ms(timeout))
+    def set(  # type: ignore[override]  # django-redis' signature: nx/xx, returns whether stored
+        self,
+        key: str,
+        value: Any,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        nx: bool = False,
+        xx: bool = False,
+    ) -> bool:
+        """Store ``value``; with ``nx`` only if the key is missing, with ``xx`` only if it exists."""
+        full_key = self.make_and_validate_key(key, version=version)
+        try:
+            if nx or xx:
+                return self._set_if(full_key, value, timeout, nx=nx)
+            return self._client.set(full_key, value, self._ttl_ms(timeout))
+        finally:
+            self._forget(full_key)
 
     def touch(self, key: str, timeout: float | None = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
-        return self._client.touch(self.make_and_validate_key(key, version=version), self._ttl_ms(timeout))
+        full_key = self.make_and_validate_key(key, version=version)
+        try:
+            return self._client.touch(full_key, self._ttl_ms(timeout))
+        finally:
+            self._forget(full_key)
 
     def delete(self, key: str, version: int | None = None) -> bool:
-        return self._client.delete(self.make_and_validate_key(key, version=version))
+        full_key = self.make_and_validate_key(key, version=version)
+        try:
+            return self._client.delete(full_key)
+        finally:
+            self._forget(full_key)
 
     def _full_keys(self, keys: Iterable[str], version: int | None) -> tuple[list[str], list[str]]:
         """(keys, full keys) for many keys, validated in a few C-level passes over all of them."""
         names = list(keys)
-        head = f"{self.key_prefix}:{self.version if version is None else version}:"
+        prefix = self.key_prefix if self._generation is None else self._generation.prefix()
+        head = f"{prefix}:{self.version if version is None else version}:"
         try:
             joined = "".join(names)  # raises TypeError for a non-str key: the slow path words it
         except TypeError:
@@ -246,7 +387,11 @@ class RedisCache(BaseCache):
 
     def get_many(self, keys: Iterable[str], version: int | None = None) -> dict[str, Any]:
         names, full_keys = self._full_keys(keys, version)
-        found = self._client.get_many(full_keys, names)
+        raws = self._near_many(names, full_keys)
+        if raws is None:
+            found = self._client.get_many(full_keys, names)
+        else:
+            found = self._client._decode_hits(names, raws)
         _record_lookups(self.alias, names, found)
         return found
 
@@ -257,23 +402,39 @@ class RedisCache(BaseCache):
         timeout: float | None = DEFAULT_TIMEOUT,
         version: int | None = None,
     ) -> Any:
-        full_key = self.make_and_validate_key(key, version=version)
-        value = self._client.get(full_key, MISSING)
-        record("miss" if value is MISSING else "hit", self.alias, namespace_of(key))
+        value = self.get(key, MISSING, version=version)
         if value is not MISSING:
             return value
+        full_key = self.make_and_validate_key(key, version=version)
         if callable(default):
             default = default()
         # A fill, not a lock: it fails open. Read again if another caller won the race.
-        if self._client.add(full_key, default, self._ttl_ms(timeout), operation="fill"):
+        stored = self._client.add(full_key, default, self._ttl_ms(timeout), operation="fill")
+        self._forget(full_key)
+        if stored:
             return default
         return self._client.get(full_key, default)
 
     def has_key(self, key: str, version: int | None = None) -> bool:
         return self._client.has_key(self.make_and_validate_key(key, version=version))
 
-    def incr(self, key: str, delta: int = 1, version: int | None = None) -> int:
-        return self._client.incr(self.make_and_validate_key(key, version=version), delta)
+    def incr(
+        self, key: str, delta: int = 1, version: int | None = None, ignore_key_check: bool = False
+    ) -> int:
+        """Add ``delta``; ValueError if the key is missing, unless ``ignore_key_check`` (then created).
+
+        Past 2**63-1, where Redis' INCRBY stops, the sum is made in Python (atomically) and kept.
+        """
+        full_key = self.make_and_validate_key(key, version=version)
+        try:
+            if ignore_key_check:
+                return self._incr_anyway(full_key, delta)
+            try:
+                return self._client.incr(full_key, delta)
+            except CacheServerError as exc:
+                return self._incr_wide(full_key, delta, exc, must_exist=True)
+        finally:
+            self._forget(full_key)
 
     def set_many(
         self, data: dict[str, Any], timeout: float | None = DEFAULT_TIMEOUT, version: int | None = None
@@ -281,20 +442,42 @@ class RedisCache(BaseCache):
         if not data:
             return []
         full = {self.make_and_validate_key(key, version=version): value for key, value in data.items()}
-        return [] if self._client.set_many(full, self._ttl_ms(timeout)) else list(data)
+        try:
+            stored = self._client.set_many(full, self._ttl_ms(timeout))
+        finally:
+            self._forget(*full)
+        return [] if stored == len(data) else list(data)[stored:]
 
-    def delete_many(self, keys: Iterable[str], version: int | None = None) -> None:
+    def delete_many(self, keys: Iterable[str], version: int | None = None) -> int:  # type: ignore[override]
+        """Delete ``keys``; return how many existed (django-redis' answer; Django's is None)."""
         full_keys = [self.make_and_validate_key(key, version=version) for key in keys]
-        if full_keys:
-            self._client.delete_many(full_keys)
+        try:
+            return self._client.delete_many(full_keys) if full_keys else 0
+        finally:
+            self._forget(*full_keys)
 
     def clear(self) -> None:
-        """Remove every key of this cache's KEY_PREFIX (other prefixes and databases untouched)."""
-        self._client.clear(self._clear_pattern())
+        """Remove every key of this cache's KEY_PREFIX (other prefixes and databases untouched).
+
+        With ``OPTIONS["clear"] = "generation"``: one INCR that moves the cache to new keys
+        (see :mod:`cachewise.backends.generation` for the trade-offs).
+        """
+        try:
+            if self._generation is not None:
+                self._generation.bump()
+                return
+            self._client.clear(self._clear_pattern())
+        finally:
+            if self.near is not None:
+                self.near.flush("clear()")
 
     def flush_db(self) -> None:
         """FLUSHDB: remove every key of the logical database, whatever its prefix. Raises on failure."""
-        self._client.flush_db()
+        try:
+            self._client.flush_db()
+        finally:
+            if self.near is not None:
+                self.near.flush("flush_db()")
 
     def close(self, **kwargs: Any) -> None:
         """Nothing to do: connections go back to the shared pool after every command.
@@ -308,12 +491,22 @@ class RedisCache(BaseCache):
     async def aadd(
         self, key: str, value: Any, timeout: float | None = DEFAULT_TIMEOUT, version: int | None = None
     ) -> bool:
-        return await self._async.add(
-            self.make_and_validate_key(key, version=version), value, self._ttl_ms(timeout)
-        )
+        full_key = self.make_and_validate_key(key, version=version)
+        try:
+            return await self._async.add(full_key, value, self._ttl_ms(timeout))
+        finally:
+            self._forget(full_key)
 
     async def aget(self, key: str, default: Any = None, version: int | None = None) -> Any:
-        value = await self._async.get(self.make_and_validate_key(key, version=version), MISSING)
+        full_key = self.make_and_validate_key(key, version=version)
+        near = self.near
+        raws = None
+        if near is not None and near.wants(key):
+            raws = await near.aread((full_key,), self._aguard_get, self._async.get_client())
+        if raws is None:
+            value = await self._async.get(full_key, MISSING)
+        else:
+            value = self._client.decode_hit(raws[0], MISSING)
         if value is MISSING:
             record("miss", self.alias, namespace_of(key))
             return default
@@ -323,21 +516,37 @@ class RedisCache(BaseCache):
     async def aset(
         self, key: str, value: Any, timeout: float | None = DEFAULT_TIMEOUT, version: int | None = None
     ) -> None:
-        await self._async.set(self.make_and_validate_key(key, version=version), value, self._ttl_ms(timeout))
+        full_key = self.make_and_validate_key(key, version=version)
+        try:
+            await self._async.set(full_key, value, self._ttl_ms(timeout))
+        finally:
+            self._forget(full_key)
 
     async def atouch(
         self, key: str, timeout: float | None = DEFAULT_TIMEOUT, version: int | None = None
     ) -> bool:
-        return await self._async.touch(
-            self.make_and_validate_key(key, version=version), self._ttl_ms(timeout)
-        )
+        full_key = self.make_and_validate_key(key, version=version)
+        try:
+            return await self._async.touch(full_key, self._ttl_ms(timeout))
+        finally:
+            self._forget(full_key)
 
     async def adelete(self, key: str, version: int | None = None) -> bool:
-        return await self._async.delete(self.make_and_validate_key(key, version=version))
+        full_key = self.make_and_validate_key(key, version=version)
+        try:
+            return await self._async.delete(full_key)
+        finally:
+            self._forget(full_key)
 
     async def aget_many(self, keys: Iterable[str], version: int | None = None) -> dict[str, Any]:
         names, full_keys = self._full_keys(keys, version)
-        found = await self._async.get_many(full_keys, names)
+        near, raws = self.near, None
+        if near is not None and 0 < len(names) <= NEAR_MAX_KEYS and all(map(near.wants, names)):
+            raws = await near.aread(full_keys, self._aguard_many, self._async.get_client())
+        if raws is None:
+            found = await self._async.get_many(full_keys, names)
+        else:
+            found = self._client._decode_hits(names, raws)
         _record_lookups(self.alias, names, found)
         return found
 
@@ -348,14 +557,15 @@ class RedisCache(BaseCache):
         timeout: float | None = DEFAULT_TIMEOUT,
         version: int | None = None,
     ) -> Any:
-        full_key = self.make_and_validate_key(key, version=version)
-        value = await self._async.get(full_key, MISSING)
-        record("miss" if value is MISSING else "hit", self.alias, namespace_of(key))
+        value = await self.aget(key, MISSING, version=version)
         if value is not MISSING:
             return value
+        full_key = self.make_and_validate_key(key, version=version)
         if callable(default):
             default = default()
-        if await self._async.add(full_key, default, self._ttl_ms(timeout), operation="fill"):
+        stored = await self._async.add(full_key, default, self._ttl_ms(timeout), operation="fill")
+        self._forget(full_key)
+        if stored:
             return default
         return await self._async.get(full_key, default)
 
@@ -363,7 +573,11 @@ class RedisCache(BaseCache):
         return await self._async.has_key(self.make_and_validate_key(key, version=version))
 
     async def aincr(self, key: str, delta: int = 1, version: int | None = None) -> int:
-        return await self._async.incr(self.make_and_validate_key(key, version=version), delta)
+        full_key = self.make_and_validate_key(key, version=version)
+        try:
+            return await self._async.incr(full_key, delta)
+        finally:
+            self._forget(full_key)
 
     async def aset_many(
         self, data: dict[str, Any], timeout: float | None = DEFAULT_TIMEOUT, version: int | None = None
@@ -371,15 +585,29 @@ class RedisCache(BaseCache):
         if not data:
             return []
         full = {self.make_and_validate_key(key, version=version): value for key, value in data.items()}
-        return [] if await self._async.set_many(full, self._ttl_ms(timeout)) else list(data)
+        try:
+            stored = await self._async.set_many(full, self._ttl_ms(timeout))
+        finally:
+            self._forget(*full)
+        return [] if stored == len(data) else list(data)[stored:]
 
     async def adelete_many(self, keys: Iterable[str], version: int | None = None) -> None:
         full_keys = [self.make_and_validate_key(key, version=version) for key in keys]
         if full_keys:
-            await self._async.delete_many(full_keys)
+            try:
+                await self._async.delete_many(full_keys)
+            finally:
+                self._forget(*full_keys)
 
     async def aclear(self) -> None:
-        await self._async.clear(self._clear_pattern())
+        try:
+            if self._generation is not None:
+                await self._generation.abump(self._async.get_client())
+                return
+            await self._async.clear(self._clear_pattern())
+        finally:
+            if self.near is not None:
+                self.near.flush("clear()")
 
     async def aclose(self, **kwargs: Any) -> None:
         """Nothing to do per request (see :meth:`close`); use :meth:`adisconnect` to drop the pool."""
@@ -417,3 +645,7 @@ def _record_lookups(alias: str, names: list[Any], found: dict[Any, Any]) -> None
             outcome = ("hit" if name in found else "miss", namespace_of(name))
             counts[outcome] = counts.get(outcome, 0.0) + 1
     record_many(alias, counts)
+
+
+def _none(error: Exception) -> None:
+    return None

@@ -6,7 +6,8 @@ a client whose pool asks the sentinels for the master's address each time it ope
 and drops its idle connections when that address changes; a connection still open to a master
 that was demoted answers writes with READONLY, which redis-py turns into a ConnectionError and a
 reconnect. So a failover costs failed commands for the failover's duration, never a hang: the
-circuit breaker counts them and the failure policy answers them (reads are misses).
+circuit breaker counts them and the failure policy answers them (reads are misses); once the
+sentinels name a master that answers, a watcher closes the breaker (:mod:`.topology`).
 
 The pools are the same bounded, waiting pools as for one server (``max_connections``,
 ``pool_timeout``), with redis-py's retries off. The sentinels are contacted with the same socket
@@ -25,9 +26,9 @@ from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelConnec
 from redis.backoff import NoBackoff
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
-from cachewise.config import SentinelURL, parse_sentinel_url
+from cachewise.caches_url import SentinelURL, parse_sentinel_url
 
-from .pools import ConnectionSettings, WaitingConnectionPool
+from .connection import ConnectionSettings, WaitingConnectionPool
 
 __all__ = ["aclose", "async_sentinel_client", "disconnect", "sentinel_arguments", "sync_sentinel_client"]
 
@@ -70,9 +71,9 @@ def sync_sentinel_client(settings: ConnectionSettings) -> redis.Redis:
     """A client of the service's master (or, for the replica role, of one of its replicas)."""
     parsed, kwargs, sentinel_kwargs = sentinel_arguments(settings.url, settings.kwargs)
     retry = redis.retry.Retry(NoBackoff(), 0)
-    sentinel = Sentinel(list(parsed.sentinels), sentinel_kwargs={**sentinel_kwargs, "retry": retry})  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(list(parsed.sentinels), sentinel_kwargs={**sentinel_kwargs, "retry": retry})  # type: ignore[no-untyped-call, unused-ignore]
     factory = sentinel.slave_for if settings.sentinel_role == REPLICA else sentinel.master_for
-    client = factory(  # type: ignore[no-untyped-call]
+    client = factory(  # type: ignore[no-untyped-call, unused-ignore]
         parsed.service,
         connection_pool_class=WaitingSentinelPool,
         max_connections=settings.max_connections,
@@ -87,7 +88,7 @@ def async_sentinel_client(settings: ConnectionSettings) -> aioredis.Redis:
     """The async twin of :func:`sync_sentinel_client` (master only), bound to the running loop."""
     parsed, kwargs, sentinel_kwargs = sentinel_arguments(settings.url, settings.kwargs)
     retry = aioredis.retry.Retry(NoBackoff(), 0)
-    sentinel = AsyncSentinel(list(parsed.sentinels), sentinel_kwargs={**sentinel_kwargs, "retry": retry})  # type: ignore[no-untyped-call]
+    sentinel = AsyncSentinel(list(parsed.sentinels), sentinel_kwargs={**sentinel_kwargs, "retry": retry})  # type: ignore[no-untyped-call, unused-ignore]
     factory = sentinel.slave_for if settings.sentinel_role == REPLICA else sentinel.master_for
     client = factory(
         parsed.service,

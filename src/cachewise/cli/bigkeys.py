@@ -12,7 +12,12 @@ import json
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import caches
 from django.core.management.base import BaseCommand, CommandError
+
+from cachewise.cli.output import is_terminal
+from cachewise.monitoring.health import big_keys, default_match
+from cachewise.store.raw_client import redis_client_of
 
 help = "List the largest keys of a cache (bounded SCAN + MEMORY USAGE, never KEYS)."
 
@@ -30,15 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def handle(command: BaseCommand, options: dict[str, Any]) -> None:
     """Scan and print; raise ``CommandError`` (exit 1) when Redis is unreachable."""
-    from cachewise.cli.output import is_terminal
-    from cachewise.monitoring.aggregate import redis_client_for
-    from cachewise.monitoring.console import render_bigkeys, to_text
-    from cachewise.monitoring.health import big_keys, default_match
+    from cachewise.monitoring.console import render_bigkeys, to_text  # noqa: PLC0415 - rich: the cli extra
 
     alias = options.get("alias") or "default"
     if alias not in settings.CACHES:
         raise CommandError(f"unknown cache alias {alias!r}: CACHES has {', '.join(settings.CACHES)}")
-    client = redis_client_for(alias)
+    client = redis_client_of(caches[alias])
     if client is None:
         raise CommandError(f"cache {alias!r} is not a Redis cache: bigkeys needs Redis")
     match = options.get("match") or default_match(alias)

@@ -1,11 +1,13 @@
 """Terminal output for ``manage.py cachewise``: rich tables on a terminal, plain columns otherwise.
 
 Plain output (a pipe, a file, ``call_command`` in tests, ``--no-color``) is aligned text with no
-escape codes, so scripts and logs can read it; on a TTY the same rows become a ``rich`` table.
+escape codes, so scripts and logs can read it; on a TTY the same rows become a ``rich`` table when
+rich (the ``cli`` extra) is installed, and stay plain text when it is not.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import io
 from collections.abc import Sequence
 
@@ -52,7 +54,7 @@ def print_table(
     command: BaseCommand, title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]
 ) -> None:
     """Write ``rows`` under ``columns``: a rich table on a terminal, aligned plain text otherwise."""
-    if is_terminal(command):
+    if is_terminal(command) and importlib.util.find_spec("rich") is not None:  # rich: the cli extra
         command.stdout.write(_rich_table(title, columns, rows), ending="")
     else:
         command.stdout.write(f"{title}\n{_plain_table(columns, rows)}", ending="")

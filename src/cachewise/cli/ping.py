@@ -13,12 +13,14 @@ import time
 import uuid
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import caches
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from cachewise.config import redact_url
+from cachewise.caches_url import redact_url
+from cachewise.checks.redis_probe import RedisTarget, connect, explain_error, target_or_error
 from cachewise.exceptions import ConfigurationError
 from cachewise.keys import make_key
-from cachewise.redis_probe import RedisTarget, connect, explain_error, target_or_error
 
 from .output import print_table
 
@@ -43,8 +45,6 @@ def _ms(seconds: float) -> str:
 
 
 def _entry(alias: str) -> dict[str, Any]:
-    from django.conf import settings
-
     configured: dict[str, Any] = settings.CACHES
     if alias not in configured:
         names = ", ".join(configured) or "none"
@@ -69,8 +69,6 @@ def _ping_server(target: RedisTarget, timeout: float) -> float:
 
 
 def _round_trip(alias: str, target: RedisTarget | None, timeout: float) -> tuple[float, float]:
-    from django.core.cache import caches
-
     cache = caches[alias]
     key = make_key("cachewise", "ping", uuid.uuid4().hex)
     token = uuid.uuid4().hex
@@ -81,7 +79,7 @@ def _round_trip(alias: str, target: RedisTarget | None, timeout: float) -> tuple
         value = cache.get(key)
         after_get = time.perf_counter()
         cache.delete(key)
-    except Exception as exc:
+    except Exception as exc:  # every failure becomes advice in the command's words, never a traceback
         reason = explain_error(exc, target, timeout) if target else f"{type(exc).__name__}: {exc}"
         raise CommandError(f"cache {alias!r} failed the set/get round trip: {reason}") from None
     if value != token:

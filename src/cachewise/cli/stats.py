@@ -16,6 +16,9 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from cachewise.cli.output import is_terminal
+from cachewise.monitoring.report import build_report
+
 help = "Show cache hit rates per namespace, Redis memory, evictions, latency and alerts."
 
 _CLEAR = "\x1b[2J\x1b[H"
@@ -41,16 +44,14 @@ def _aliases(options: dict[str, Any]) -> list[str]:
 
 
 def _show(command: BaseCommand, options: dict[str, Any], aliases: list[str], clear: bool) -> bool:
-    from cachewise.cli.output import is_terminal
-    from cachewise.monitoring.console import render_reports, to_text
-    from cachewise.monitoring.report import build_report
-
     reports = [build_report(alias, pings=options.get("pings") or 20) for alias in aliases]
     ok = all(report.ok for report in reports)
     if options.get("json"):
         document = {"ok": ok, "aliases": [report.as_dict() for report in reports]}
         command.stdout.write(json.dumps(document, sort_keys=True))
     else:
+        from cachewise.monitoring.console import render_reports, to_text  # noqa: PLC0415 - rich: the cli extra
+
         text = to_text(render_reports(reports), color=is_terminal(command))
         command.stdout.write((_CLEAR if clear else "") + text, ending="")
     return ok
@@ -58,8 +59,6 @@ def _show(command: BaseCommand, options: dict[str, Any], aliases: list[str], cle
 
 def handle(command: BaseCommand, options: dict[str, Any]) -> None:
     """Print the report(s); raise ``CommandError`` (exit 1) if a Redis was unreachable."""
-    from cachewise.cli.output import is_terminal
-
     aliases = _aliases(options)
     watch = options.get("watch")
     iterations = options.get("iterations")

@@ -3,7 +3,10 @@
 Design (see docs/monitoring.md): every process counts in memory (:mod:`.metrics`); a daemon
 thread flushes the deltas every ``CACHEWISE_METRICS_FLUSH_INTERVAL`` seconds (and a scrape, the
 ``stats`` command, the dashboard and interpreter exit flush too) into one Redis hash per alias,
-``<KEY_PREFIX>:cachewise:metrics:{<alias>}:totals``, with fields ``<event>|<namespace>``. Readers
+``<KEY_PREFIX>:cachewise:metrics:{<alias>}:totals``, with fields ``<event>|<namespace>``. The
+namespaces a fleet reports are capped in Redis (the ``:namespaces`` set, at most
+``CACHEWISE_METRICS_MAX_NAMESPACES``; later ones count as ``other``), so neither many workers nor
+restarts can grow the hash or the number of Prometheus series. Readers
 (``stats``, ``/metrics``, the dashboard) read that hash, so they see every worker's counts.
 
 Exactly once: a flush is a batch numbered per process. One Lua script applies the batch and stores
@@ -25,8 +28,19 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from django.conf import settings
+from django.core.cache import InvalidCacheBackendError, caches
+from django.core.exceptions import ImproperlyConfigured
+
+from cachewise.conf import conf
+from cachewise.signals import cache_metrics_collected
+from cachewise.store.raw_client import redis_client_of
+from cachewise.store.scripts import run
+from cachewise.store.scripts.counts import METRICS_APPLY_BATCH
 
 from .metrics import metrics
 
@@ -37,9 +51,9 @@ __all__ = [
     "aggregator",
     "ensure_flusher",
     "flush",
+    "flush_hooks",
     "read_series",
     "read_totals",
-    "redis_client_for",
 ]
 
 logger = logging.getLogger("cachewise.monitoring")
@@ -48,41 +62,12 @@ HISTORY_SECONDS = 3 * 3600
 SEQ_TTL_SECONDS = 86400
 SERIES_EVENTS = ("hit", "miss", "stale")
 
-_APPLY_BATCH = """
-local last = tonumber(redis.call('GET', KEYS[3]) or '0')
-local seq = tonumber(ARGV[1])
-if seq <= last then return 0 end
-local i = 5
-for _ = 1, tonumber(ARGV[4]) do
-  redis.call('HINCRBYFLOAT', KEYS[1], ARGV[i], ARGV[i + 1])
-  i = i + 2
-end
-if i <= #ARGV then
-  while i <= #ARGV do
-    redis.call('HINCRBYFLOAT', KEYS[2], ARGV[i], ARGV[i + 1])
-    i = i + 2
-  end
-  redis.call('EXPIRE', KEYS[2], ARGV[2])
-end
-redis.call('SET', KEYS[3], seq, 'EX', ARGV[3])
-return 1
-"""
-
-
-def redis_client_for(alias: str) -> Any | None:
-    """The raw redis-py client behind cache ``alias``, or ``None`` when it is not Redis."""
-    from cachewise.clients import get_redis_client
-    from cachewise.exceptions import ConfigurationError
-
-    try:
-        return get_redis_client(alias)
-    except ConfigurationError:
-        return None
+#: Called after every whole flush (the timer, a scrape, exit): other recorders that aggregate in
+#: Redis on the same schedule (the advisor) add their flush here; each returns True when sent.
+flush_hooks: list[Callable[[], bool]] = []
 
 
 def _base_key(alias: str) -> str:
-    from django.core.cache import caches
-
     prefix = getattr(caches[alias], "key_prefix", "") or ""
     # The {alias} hash tag keeps every key of one alias in one Redis Cluster slot (one script).
     return f"{prefix}:cachewise:metrics:{{{alias}}}" if prefix else f"cachewise:metrics:{{{alias}}}"
@@ -91,6 +76,11 @@ def _base_key(alias: str) -> str:
 def totals_key(alias: str) -> str:
     """The Redis hash holding the totals of ``alias`` (fields ``<event>|<namespace>``)."""
     return f"{_base_key(alias)}:totals"
+
+
+def namespaces_key(alias: str) -> str:
+    """The Redis set of the namespaces ``alias`` reports (at most the cap; the rest are ``other``)."""
+    return f"{_base_key(alias)}:namespaces"
 
 
 def bucket_key(alias: str, minute: int) -> str:
@@ -147,18 +137,20 @@ class Aggregator:
         """Send pending deltas of ``alias`` (default: every alias seen); True if all were sent."""
         with self._flush_lock:
             aliases = [alias] if alias else sorted(metrics.aliases() | set(self._pending))
-            return all(self._flush_alias(name) for name in aliases)
+            sent = all(self._flush_alias(name) for name in aliases)
+        if alias is None:
+            for hook in list(flush_hooks):  # every hook runs, even after one failed
+                sent = hook() and sent
+        return sent
 
     def _flush_alias(self, alias: str) -> bool:
-        from django.conf import settings
-
         if alias not in settings.CACHES:  # removed from settings (tests, reconfiguration)
             self._pending.pop(alias, None)
             _announce(alias, metrics.drain(alias))
             return True
         try:
-            client = redis_client_for(alias)
-        except Exception as exc:  # alias removed from settings, or its backend cannot be built
+            client = redis_client_of(caches[alias])
+        except (InvalidCacheBackendError, ImproperlyConfigured) as exc:  # its backend cannot be built
             self._log_failure(alias, exc)
             return False
         if client is None:  # not Redis: readers use this process's counts; sinks get the deltas
@@ -178,7 +170,8 @@ class Aggregator:
                 self._send(client, alias, *self._pending[alias])
                 del self._pending[alias]
             self._sample_evictions(client, alias)
-        except Exception as exc:  # Redis down or failing: keep the batch, retry next time
+        except Exception as exc:  # a background flush must not die: Redis down or failing (a server
+            # error too: the batch is kept and retried, and the log says what failed)
             self._log_failure(alias, exc)
             return False
         return True
@@ -186,7 +179,7 @@ class Aggregator:
     def _send(
         self, client: Any, alias: str, seq: int, deltas: dict[tuple[str, str], float], minute: int
     ) -> None:
-        args: list[Any] = [seq, HISTORY_SECONDS, SEQ_TTL_SECONDS, len(deltas)]
+        args: list[Any] = [seq, HISTORY_SECONDS, SEQ_TTL_SECONDS, len(deltas), _max_namespaces()]
         series: dict[str, float] = {}
         for (event, namespace), delta in deltas.items():
             args += [f"{event}|{namespace}", repr(delta)]
@@ -194,8 +187,13 @@ class Aggregator:
                 series[event] = series.get(event, 0.0) + delta
         for event, delta in series.items():
             args += [event, repr(delta)]
-        keys = [totals_key(alias), bucket_key(alias, minute), f"{_base_key(alias)}:seq:{self._process_id}"]
-        client.eval(_APPLY_BATCH, len(keys), *keys, *args)
+        keys = [
+            totals_key(alias),
+            bucket_key(alias, minute),
+            f"{_base_key(alias)}:seq:{self._process_id}",
+            namespaces_key(alias),
+        ]
+        run(client, METRICS_APPLY_BATCH, keys, args)
 
     def _sample_evictions(self, client: Any, alias: str) -> None:
         # Once a minute per alias: gives "evictions in the last 5 minutes" a history to compare
@@ -252,7 +250,7 @@ class Aggregator:
         self._exiting = True
         try:
             self.flush()
-        except Exception:  # never fail interpreter shutdown over metrics
+        except Exception:  # never fail interpreter shutdown over metrics (any error: it is logged)
             logger.debug("cachewise metrics flush at exit failed", exc_info=True)
 
     def reset(self) -> None:
@@ -274,23 +272,27 @@ class Aggregator:
 
 def _announce(alias: str, deltas: dict[tuple[str, str], float]) -> None:
     if deltas:
-        from cachewise.signals import cache_metrics_collected
-
         cache_metrics_collected.send_robust(sender=Aggregator, alias=alias, deltas=dict(deltas))
 
 
-def _interval() -> float:
-    from cachewise.conf import conf
+def _max_namespaces() -> int:
+    try:
+        return conf.METRICS_MAX_NAMESPACES
+    except (ImproperlyConfigured, TypeError, ValueError):  # no settings, or no number: the default
+        return metrics.max_namespaces
 
+
+def _interval() -> float:
     try:
         return conf.METRICS_FLUSH_INTERVAL
-    except Exception:  # settings not configured
+    except (ImproperlyConfigured, TypeError, ValueError):  # no settings, or no number: no flusher
         return 0.0
 
 
 aggregator = Aggregator()
 flush = aggregator.flush
 ensure_flusher = aggregator.ensure_flusher
+metrics.when_enabled(ensure_flusher)  # counting switched on: start flushing (this module sits above)
 
 if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
     os.register_at_fork(after_in_child=aggregator._after_fork)
@@ -305,11 +307,11 @@ def read_totals(alias: str) -> Totals:
     flush(alias)
     local = {(e, ns): v for (e, a, ns), v in metrics.snapshot().items() if a == alias}
     try:
-        client = redis_client_for(alias)
+        client = redis_client_of(caches[alias])
         if client is None:
             return Totals(alias, local, source="process")
         raw = client.hgetall(totals_key(alias))
-    except Exception as exc:
+    except Exception as exc:  # monitoring never fails the page showing it: the error is shown instead
         return Totals(alias, local, source="process", error=f"{type(exc).__name__}: {exc}")
     values: dict[tuple[str, str], float] = {}
     for name, value in raw.items():
@@ -320,7 +322,7 @@ def read_totals(alias: str) -> Totals:
 
 def read_series(alias: str, minutes: int = 60, now: float | None = None) -> list[Point]:
     """The last ``minutes`` one-minute points of ``alias`` (oldest first; empty if unavailable)."""
-    client = redis_client_for(alias)
+    client = redis_client_of(caches[alias])
     if client is None:
         return []
     current = int((time.time() if now is None else now) // 60)

@@ -1,8 +1,8 @@
-"""The checklist's alert thresholds, applied to cache counts and Redis health.
+"""Alert thresholds (hit rate, memory, evictions, errors), applied to cache counts and Redis health.
 
 Each alert has a stable ``code`` (used by ``stats --json``, the dashboard and docs/monitoring.md,
 which explains what each means and what to do), a ``level`` and a human message. Thresholds are
-settings (``CACHEWISE_ALERT_*``) with the playbook's defaults.
+settings (``CACHEWISE_ALERT_*``) with defaults from production practice (a hit rate under ~80% warns).
 """
 
 from __future__ import annotations
@@ -57,7 +57,9 @@ def health_alerts(health: RedisHealth) -> list[Alert]:
     if not health.reachable:
         return [Alert(CRITICAL, "redis_down", f"Redis unreachable: {health.error}")]
     alerts = _eviction_alerts(health)
-    if health.maxmemory_policy in REFUSING_POLICIES:
+    # With maxmemory 0 there is no limit at which a policy applies: the risk is the host running
+    # out of memory, a warning (as `check --deploy` reports it, W006), not refused writes.
+    if health.maxmemory_policy in REFUSING_POLICIES and health.maxmemory != 0:
         alerts.append(
             Alert(
                 CRITICAL,

@@ -12,21 +12,32 @@ import shutil
 import sys
 from typing import Any
 
-from rich.console import Console, Group, RenderableType
-from rich.table import Table
-from rich.text import Text
+from cachewise.extras import missing_extra
+
+try:
+    from rich.console import Console, Group, RenderableType
+    from rich.table import Table
+    from rich.text import Text
+except ImportError as exc:  # the cli extra
+    raise missing_extra("rich", "manage.py cachewise stats and bigkeys", exc) from exc
 
 from .alerts import CRITICAL
 from .health import BigKeysReport, RedisHealth
-from .report import StatsReport
+from .report import NamespaceStats, StatsReport
 
 __all__ = ["render_bigkeys", "render_reports", "to_text"]
 
 
+#: Width when the output is not a terminal (a pipe, a file, a log): wide enough that no cell is cut
+#: (``orm.sho…``); tables are only as wide as their content, so nothing is padded to it.
+PLAIN_WIDTH = 10_000
+
+
 def to_text(renderable: RenderableType, *, color: bool | None = None) -> str:
-    """Render ``renderable`` to a string as wide as the terminal (at least 100 columns)."""
+    """Render ``renderable`` to a string: as wide as the terminal (at least 100 columns) on a
+    terminal, and without any width limit otherwise, so piped output keeps every name whole."""
     tty = sys.stdout.isatty() if color is None else color
-    width = max(100, shutil.get_terminal_size((120, 40)).columns)
+    width = max(100, shutil.get_terminal_size((120, 40)).columns) if tty else PLAIN_WIDTH
     console = Console(file=io.StringIO(), width=width, force_terminal=tty, no_color=not tty, highlight=False)
     console.print(renderable)
     output: Any = console.file
@@ -62,6 +73,19 @@ def _namespace_table(report: StatsReport) -> Table:
             style="bold" if row.namespace == "*" else "",
             end_section=row is report.namespaces[-1] if report.namespaces else False,
         )
+    return table
+
+
+def _near_table(row: NamespaceStats) -> RenderableType:
+    """The near cache's counters (``OPTIONS["near_cache"]``), when the alias has one."""
+    if not (row.near_hits or row.near_misses or row.near_bytes):
+        return Text("")
+    table = Table(title="near cache (process memory)", title_justify="left", expand=False)
+    for name in ("near hits", "near misses", "invalidations", "bytes held"):
+        table.add_column(name, justify="right")
+    table.add_row(
+        _count(row.near_hits), _count(row.near_misses), _count(row.near_invalidations), _count(row.near_bytes)
+    )
     return table
 
 
@@ -119,6 +143,7 @@ def render_reports(reports: list[StatsReport]) -> RenderableType:
         parts.append(Text(f"counts from {source}", style="dim"))
         parts += [
             _namespace_table(report),
+            _near_table(report.total),
             _health_table(report.health, report.breaker),
             _alerts(report),
             Text(""),

@@ -13,7 +13,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .aggregate import evictions_since, record_eviction_sample, redis_client_for
+from django.core.cache import InvalidCacheBackendError, caches
+from django.core.exceptions import ImproperlyConfigured
+
+from cachewise.store.raw_client import redis_client_of
+
+from .aggregate import evictions_since, record_eviction_sample
 
 __all__ = ["BigKey", "BigKeysReport", "Latency", "RedisHealth", "big_keys", "probe_latency", "redis_health"]
 
@@ -95,14 +100,14 @@ def probe_latency(client: Any, samples: int = 20) -> Latency:
 def redis_health(alias: str = "default", *, pings: int = 20) -> RedisHealth:
     """Collect the health of the Redis behind ``alias``; never raises for an unreachable server."""
     try:
-        client = redis_client_for(alias)
-    except Exception as exc:
+        client = redis_client_of(caches[alias])
+    except (InvalidCacheBackendError, ImproperlyConfigured) as exc:  # its backend cannot be built
         return RedisHealth(alias, reachable=False, error=f"{type(exc).__name__}: {exc}")
     if client is None:
         return RedisHealth(alias, reachable=False, error="not a Redis backend", is_redis=False)
     try:
         return _collect(client, alias, pings)
-    except Exception as exc:
+    except Exception as exc:  # monitoring never fails the page showing it: the error is shown instead
         return RedisHealth(alias, reachable=False, error=f"{type(exc).__name__}: {exc}")
 
 
@@ -157,8 +162,6 @@ class BigKeysReport:
 
 def default_match(alias: str) -> str:
     """``SCAN MATCH`` pattern for every key of ``alias``: its KEY_PREFIX followed by ``:``."""
-    from django.core.cache import caches
-
     prefix = str(getattr(caches[alias], "key_prefix", "") or "")
     escaped = "".join(f"\\{char}" if char in "*?[]\\" else char for char in prefix)
     return f"{escaped}:*" if prefix else "*"

@@ -22,12 +22,48 @@ from __future__ import annotations
 import os
 import threading
 from collections import defaultdict
-from typing import Any
+from collections.abc import Callable
+from contextvars import ContextVar, Token
+from typing import Any, Protocol
 
-__all__ = ["OTHER", "MetricKey", "Metrics", "metrics", "namespace_of", "record", "record_many"]
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+
+from cachewise.conf import conf
+
+__all__ = [
+    "OTHER",
+    "LookupObserver",
+    "MetricKey",
+    "Metrics",
+    "metrics",
+    "namespace_of",
+    "observe_lookups",
+    "record",
+    "record_many",
+]
 
 MetricKey = tuple[str, str, str]
 OTHER = "other"
+_LOOKUPS = ("hit", "miss")
+
+
+class LookupObserver(Protocol):
+    """Told of every cache hit and miss recorded in its context (the advisor's request tally)."""
+
+    def lookup(self, event: str, value: float) -> None: ...
+
+
+_observer: ContextVar[LookupObserver | None] = ContextVar("cachewise_lookup_observer", default=None)
+
+
+def observe_lookups(observer: LookupObserver) -> Token[LookupObserver | None]:
+    """Tell ``observer`` of the hits and misses recorded in this context until the token is reset.
+
+    Keys without a namespace (``"-"``: sessions, Django's own keys) are not lookups of cached
+    data, so they are not reported. Reported even with metrics disabled.
+    """
+    return _observer.set(observer)
 
 
 def namespace_of(key: str) -> str:
@@ -54,20 +90,30 @@ class Metrics:
         # the hit path pays two attribute reads, never a settings lookup.
         self._ready = False
         self.enabled = True
+        self._enabled_hooks: list[Callable[[], None]] = []
 
     def _activate(self) -> None:
-        from cachewise.conf import conf
-
         try:
             self.enabled = conf.METRICS_ENABLED
             self.max_namespaces = self._max_namespaces or conf.METRICS_MAX_NAMESPACES
-        except Exception:  # settings not configured (a bare script): count with defaults
+        except (ImproperlyConfigured, TypeError, ValueError):  # no settings (a bare script), or a value
+            # that is no number (reported by the checks): count with the defaults, never fail a read
             self.enabled = True
         self._ready = True
         if self.enabled:
-            from . import aggregate
+            for hook in list(self._enabled_hooks):
+                hook()
 
-            aggregate.ensure_flusher()
+    def when_enabled(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` each time counting is switched on, and now if it is on already.
+
+        The aggregator registers its flusher here: this module sits below everything that
+        records, so it cannot import the aggregator (which flushes through the store).
+        """
+        if hook not in self._enabled_hooks:
+            self._enabled_hooks.append(hook)
+        if self._ready and self.enabled:
+            hook()
 
     def _bounded(self, alias: str, namespace: str) -> str:
         known = self._namespaces[alias]
@@ -80,6 +126,10 @@ class Metrics:
 
     def record(self, event: str, alias: str = "default", namespace: str = "-", value: float = 1.0) -> None:
         """Add ``value`` to the counter of ``event`` for ``alias`` and ``namespace``."""
+        if event in _LOOKUPS and namespace != "-":
+            observer = _observer.get()
+            if observer is not None:
+                observer.lookup(event, value)
         if not self._ready:
             self._activate()
         if not self.enabled:
@@ -94,6 +144,11 @@ class Metrics:
 
     def record_many(self, alias: str, counts: dict[tuple[str, str], float]) -> None:
         """Add every ``(event, namespace) -> value`` of ``counts`` for ``alias``, under one lock."""
+        observer = _observer.get()
+        if observer is not None:
+            for (event, namespace), value in counts.items():
+                if value and event in _LOOKUPS and namespace != "-":
+                    observer.lookup(event, value)
         if not self._ready:
             self._activate()
         if not self.enabled:
@@ -169,8 +224,6 @@ if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
 
 
 def _connect_setting_changed() -> None:
-    from django.core.signals import setting_changed
-
     def _on_setting_changed(setting: str, **kwargs: Any) -> None:
         if setting.startswith("CACHEWISE_METRICS"):
             metrics.reconfigure()

@@ -15,9 +15,14 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector
+from cachewise.extras import missing_extra
+
+try:
+    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+    from prometheus_client.registry import Collector
+except ImportError as exc:  # the prometheus extra
+    raise missing_extra("prometheus_client", "The Prometheus endpoint (cache/metrics/)", exc) from exc
 
 from .aggregate import read_totals
 from .health import RedisHealth, redis_health
@@ -37,6 +42,9 @@ _EVENT_METRICS = {
     "error": ("cachewise_errors", "Cache operations that failed (outage or unreadable payload)."),
     "degraded": ("cachewise_degraded", "Failed operations answered by the failure policy."),
     "invalidate": ("cachewise_invalidations", "Invalidations of cached data."),
+    "near_hit": ("cachewise_near_hits", "Keys served from a process's near cache (OPTIONS near_cache)."),
+    "near_miss": ("cachewise_near_misses", "Near-cacheable keys read from Redis instead."),
+    "near_invalidation": ("cachewise_near_invalidations", "Near copies dropped by Redis invalidations."),
 }
 _STATES = ("closed", "open", "half-open")
 
@@ -74,6 +82,11 @@ class CachewiseCollector(Collector):
             "1 if the counts cover every worker (read from Redis), 0 if only this process.",
             labels=["alias"],
         )
+        near_bytes = GaugeMetricFamily(
+            "cachewise_near_bytes",
+            "Bytes held by near caches, summed over the processes that reported them.",
+            labels=["alias"],
+        )
         breaker = GaugeMetricFamily(
             "cachewise_circuit_breaker_state",
             "1 for the current breaker state of the scraped process.",
@@ -82,7 +95,12 @@ class CachewiseCollector(Collector):
         for alias in self._aliases():
             totals = read_totals(alias)
             aggregated.add_metric([alias], 1.0 if totals.source == "redis" and totals.error is None else 0.0)
+            held = sum(value for (event, _), value in totals.values.items() if event == "near_bytes")
+            if held:
+                near_bytes.add_metric([alias], held)
             for (event, namespace), value in sorted(totals.values.items()):
+                if event == "near_bytes":
+                    continue
                 if event in events:
                     events[event].add_metric([alias, namespace], value)
                 elif event.startswith("bypass:"):
@@ -94,7 +112,7 @@ class CachewiseCollector(Collector):
                 for name in _STATES:
                     breaker.add_metric([alias, name], 1.0 if name == state else 0.0)
         yield from events.values()
-        yield from (bypasses, others, aggregated, breaker)
+        yield from (bypasses, others, aggregated, near_bytes, breaker)
         yield from _redis_families([redis_health(alias, pings=self.pings) for alias in self._aliases()])
 
 

@@ -11,6 +11,11 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from django.core.cache import InvalidCacheBackendError, caches
+from django.core.exceptions import ImproperlyConfigured
+
+from cachewise.signals import circuit_state_changed
+
 from .aggregate import Point, Totals, read_series, read_totals
 from .alerts import Alert, breaker_alerts, health_alerts, hit_rate_alerts
 from .health import RedisHealth, redis_health
@@ -28,6 +33,10 @@ _COUNTS = {
     "error": "errors",
     "degraded": "degraded",
     "invalidate": "invalidations",
+    "near_hit": "near_hits",
+    "near_miss": "near_misses",
+    "near_invalidation": "near_invalidations",
+    "near_bytes": "near_bytes",
 }
 
 
@@ -50,6 +59,12 @@ class NamespaceStats:
     errors: float = 0
     degraded: float = 0
     invalidations: float = 0
+    #: Near cache (``OPTIONS["near_cache"]``): keys served from process memory, keys read from
+    #: Redis instead, copies dropped by an invalidation, and bytes held (summed over processes).
+    near_hits: float = 0
+    near_misses: float = 0
+    near_invalidations: float = 0
+    near_bytes: float = 0
     bypasses: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -106,7 +121,6 @@ def _on_circuit_state_changed(alias: str, new: str, **kwargs: Any) -> None:
 
 def connect_signals() -> None:
     """Track breaker states from ``circuit_state_changed`` (for backends without ``resilience``)."""
-    from cachewise.signals import circuit_state_changed
 
     circuit_state_changed.connect(_on_circuit_state_changed, dispatch_uid="cachewise.monitoring.breaker")
 
@@ -118,11 +132,9 @@ def breaker_state(alias: str) -> str | None:
     by :data:`~cachewise.signals.circuit_state_changed`. Breakers are per process: each worker
     has its own, so the dashboard shows the state of the worker that rendered it.
     """
-    from django.core.cache import caches
-
     try:
         resilience = getattr(caches[alias], "resilience", None)
-    except Exception:
+    except (InvalidCacheBackendError, ImproperlyConfigured):  # its backend cannot be built
         resilience = None
     breaker = getattr(resilience, "breaker", None)
     if breaker is not None:

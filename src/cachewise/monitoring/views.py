@@ -22,6 +22,8 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
 from cachewise.conf import conf
+from cachewise.monitoring.advisor.advice import build
+from cachewise.monitoring.advisor.settings import advisor_settings
 
 from .chart import hit_rate_chart
 from .report import build_report
@@ -50,7 +52,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus text exposition of every alias's whole-site counters and Redis health."""
     if not metrics_allowed(request):
         raise PermissionDenied("cachewise metrics: staff, bearer token or allowed address required")
-    from .prometheus import CONTENT_TYPE_LATEST, render
+    from .prometheus import CONTENT_TYPE_LATEST, render  # noqa: PLC0415 - prometheus_client: an extra
 
     return HttpResponse(render(), content_type=CONTENT_TYPE_LATEST)
 
@@ -72,4 +74,13 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     for alias in _aliases(request):
         report = build_report(alias, pings=10)
         sections.append({"report": report, "chart": hit_rate_chart(report.series)})
-    return render(request, "cachewise/dashboard.html", {"sections": sections, "refresh": 30})
+    context = {"sections": sections, "refresh": 30, "advisor": _advisor_ranking()}
+    return render(request, "cachewise/dashboard.html", context)
+
+
+def _advisor_ranking() -> Any:
+    """The advisor's top routes when it records, else None (the dashboard never stores predictions)."""
+    if not advisor_settings.RECORD:
+        return None
+
+    return build(save_predictions=False, limit=10)

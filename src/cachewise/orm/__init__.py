@@ -9,6 +9,8 @@ in ``CachewiseConfig.ready()``) and, for bulk writes, through :class:`CachewiseQ
 
 from __future__ import annotations
 
+from . import app_check as _app_check  # noqa: F401  (registers cachewise.E005: the app may be missing)
+from . import outage as _outage  # noqa: F401  (registers the ORM's part of outage recovery)
 from .invalidation import invalidate_model
 from .lists import acached_list, cached_list
 from .managers import CachewiseManager, CachewiseQuerySet, CachewiseQuerySetMixin

@@ -19,17 +19,18 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db import models, router
 from django.db.models.query import ModelIterable, QuerySet, ValuesIterable
 
+from cachewise import recovery
 from cachewise.keys import encode_part, make_key
 from cachewise.monitoring.metrics import record
 
-from . import generations, txn
+from . import generations, observe, txn
 from .deps import ModelType, compile_query, label_of, labels
 from .invalidation import counter_ttl, delivered, orm_alias
 
@@ -136,11 +137,9 @@ def cached_list(
         return _evaluate(queryset)
     cache_key, deps = plan
     counter_keys = [*(generations.counter_key(dep, "gen") for dep in deps), generations.GLOBAL_EPOCH]
-    try:
-        entries, counters = generations.read(alias, [cache_key], counter_keys, counter_ttl())
-    except Exception:
-        record("error", alias, namespace)
-        entries, counters = [generations.MISSING], None
+    outage = _outage(alias, namespace)
+    entries, counters = generations.read(alias, [cache_key], counter_keys, counter_ttl(), fail_open=outage)
+    observe.reported(alias, counter_keys, counters)  # a cached page rendering this list
     if counters is not None and generations.stamp_matches(entries[0], counters):
         record("hit", alias, namespace)
         return list(entries[0][1])
@@ -148,11 +147,20 @@ def cached_list(
     rows = _evaluate(queryset)
     # A replica may lag behind the commit that bumped the counters: fill only from the primary.
     if counters is not None and using == router.db_for_write(queryset.model) and txn.fill_allowed(using):
-        try:
-            generations.store(alias, [generations.Entry(cache_key, rows, int(ttl), counter_keys, counters)])
-        except Exception:
-            record("error", alias, namespace)
+        entry = generations.StampedEntry(cache_key, rows, int(ttl), counter_keys, counters)
+        generations.store(alias, [entry], fail_open=lambda error: record("error", alias, namespace))
     return rows
+
+
+def _outage(alias: str, namespace: str) -> Callable[[Exception], None]:
+    """What a read or fill that failed open reports: the model's error count, and a recovery
+    check before the next read is served (the outage may have hidden a rollback)."""
+
+    def report(error: Exception) -> None:
+        record("error", alias, namespace)
+        recovery.check_now()
+
+    return report
 
 
 async def acached_list(

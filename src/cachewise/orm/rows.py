@@ -9,51 +9,78 @@
     Article.cached.get(42)          # {"id": 42, "title": ..., "author__name": ...} or None
     Article.cached.get_many(ids)    # {pk: dict} for the rows that exist
 
-Each row is stored as ``[stamp, dict]`` under ``orm.<app>.<model>:v1:row:<fields-hash>:<pk>``.
-The fields hash means a deploy that changes ``fields`` never reads rows of the old shape. The
-stamp holds, as read before the query: the row's own version (bumped by its save/delete), the
-model's epoch (bumped by writes that do not name rows), the generation of every other model the
-row query joins (``author__name`` reads Author: any Author write invalidates these rows), and the
-global ORM epoch. A lookup reads the entries and all those counters in one round trip.
+The rows of one fill are stored together, as one *pack* (``[shared stamp, [[own stamp, row],
+...]]``, at most ``_PACK`` rows, under ``orm.<app>.<model>:v1:pack:<fields-hash>:<random id>``),
+and each row's key ``orm.<app>.<model>:v1:row:<fields-hash>:<pk>`` holds a pointer to its place
+in a pack (:mod:`cachewise.store.packs`). A row is the dict itself, aware datetimes in UTC: one
+decode (and one signature check) per pack builds every dict, where one per row cost most of a
+hit. The fields hash (which also names this layout) means a deploy that changes ``fields`` never
+reads rows of another shape.
+
+The stamp holds, as read before the query: the row's own version (bumped by its save/delete),
+the model's epoch (bumped by writes that do not name rows), the generation of every other model
+the row query joins (``author__name`` reads Author: any Author write invalidates these rows), and
+the global ORM epoch. The shared part is stored once per pack, the own version per row. A lookup
+reads the pointers and the counters at one instant (one ``MGET``), then the packs they name (a
+pack is written once under a random key: reading it later cannot mix versions); a row is served
+only when its own version and the shared counters equal its stamp.
 
 A pk with no row is cached too (as ``None`` under the same stamp): creating that row through
 ``save()`` bumps its row version, ``bulk_create`` bumps the epoch, so a remembered miss never
 outlives a create cachewise can see.
+
+Cost: a hit of 1,000 rows is two ``MGET``s per 500 pks (pointers and versions: two keys per row,
+packed by hiredis; then the packs), one decode per pack and a stamp comparison per row; a miss
+adds the query and ONE fenced fill script per 500 rows. A pack
+lives until its TTL even when its rows were refilled elsewhere (memory, never a stale read).
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
 import hashlib
+import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
-from django.db import models, router
+from django.db import connections, models, router
 
+from cachewise import recovery
 from cachewise.keys import MAX_KEY_LENGTH, encode_part, make_key
 from cachewise.monitoring.metrics import record
+from cachewise.store.packs import Pack, PackedRead
 
-from . import generations, txn
+from . import generations, observe, txn
 from .deps import ModelType, label_of, labels, query_models
 from .invalidation import counter_ttl, delivered, orm_alias
 
 __all__ = ["CachedRows", "RowCache"]
 
-#: Keys per script call; Lua's unpack() has a stack limit of a few thousand values.
+#: Pks per script call; Lua's unpack() has a stack limit of a few thousand values.
 _CHUNK = 500
+#: Rows per pack: a read of a few rows decodes the whole packs they are in (bounded overfetch).
+_PACK = 100
+#: Pks per query of misses (a query of every miss of a call, split only past this).
+_QUERY_MAX = 5000
+#: Names the stored layout in the fields hash: a layout change never reads old entries.
+_LAYOUT = "pack-v3"
+_UTC = datetime.timezone.utc
 
 
-def _check_path(model: ModelType, path: str) -> None:
-    """Refuse unknown fields and paths through to-many relations (a pk must give one dict)."""
+def _check_path(model: ModelType, path: str) -> Any:
+    """The field ``path`` ends on; refuse unknown fields and to-many paths (one dict per pk)."""
     opts = model._meta
+    field: Any = None
     parts = path.split("__")
     for index, part in enumerate(parts):
         try:
-            field: Any = opts.get_field(part)
+            field = opts.get_field(part)
         except FieldDoesNotExist as exc:
             raise ImproperlyConfigured(
                 f"CachedRows on {model._meta.label}: no field {path!r} ({exc})"
@@ -69,6 +96,7 @@ def _check_path(model: ModelType, path: str) -> None:
                     f"CachedRows on {model._meta.label}: {part!r} in {path!r} is not a relation"
                 )
             opts = field.related_model._meta
+    return field
 
 
 @functools.lru_cache(maxsize=256)
@@ -82,6 +110,15 @@ def _key_with(namespace: str, parts: tuple[str, ...], pk: Any) -> str:
     return key if len(key) <= MAX_KEY_LENGTH else make_key(namespace, *parts, pk)
 
 
+def _keys_with(namespace: str, parts: tuple[str, ...], pks: list[Any]) -> list[str]:
+    """``_key_with`` of each pk; plain ints (the usual pk) as ``head + repr`` in one pass."""
+    head = _key_head(namespace, parts)
+    room = MAX_KEY_LENGTH - len(head) - 20  # 20 digits: any int of up to 64 bits
+    if room >= 0 and all(type(pk) is int and -(2**63) < pk < 2**64 for pk in pks):
+        return [head + int.__repr__(pk) for pk in pks]
+    return [_key_with(namespace, parts, pk) for pk in pks]
+
+
 @dataclass(frozen=True)
 class _Plan:
     """What a bound RowCache resolved once: query fields, dependencies, key parts."""
@@ -91,6 +128,12 @@ class _Plan:
     pk_name: str
     values: tuple[str, ...]
     drop_pk: bool
+    #: The keys of a row's dict (``values`` without the pk when it was not asked for).
+    names: tuple[str, ...]
+    #: Positions in ``names`` of datetimes stored in UTC (DateTimeFields with USE_TZ).
+    utc: tuple[int, ...]
+    #: The pk is an integer field: an int pk needs no ``to_python()``.
+    int_pk: bool
     field_hash: str
     dep_counters: tuple[str, ...]
 
@@ -122,15 +165,21 @@ class RowCache:
         return self._plan
 
     def _resolve(self) -> _Plan:
-        for path in self.fields:
-            _check_path(self.model, path)
+        final = {path: _check_path(self.model, path) for path in self.fields}
         pk_name = self.model._meta.pk.attname
         names = [name if name != "pk" else pk_name for name in self.fields]
         values = tuple(dict.fromkeys([pk_name, *names]))
+        row_names = values if pk_name in names else values[1:]
+        by_name = {pk_name if path == "pk" else path: field for path, field in final.items()}
+        utc = tuple(
+            index
+            for index, name in enumerate(row_names)
+            if settings.USE_TZ and isinstance(by_name.get(name), models.DateTimeField)
+        )
         query = self.model._default_manager.filter(pk__in=[1]).values(*values).query
         label = label_of(self.model)
         deps = [dep for dep in labels(query_models(query, self.using)) if dep != label]
-        digest = hashlib.sha256("\0".join([pk_name, *self.fields]).encode()).hexdigest()[:12]
+        digest = hashlib.sha256("\0".join([_LAYOUT, pk_name, *self.fields]).encode()).hexdigest()[:12]
         counters = (
             generations.counter_key(label, "epoch"),
             *(generations.counter_key(dep, "gen") for dep in deps),
@@ -142,6 +191,9 @@ class RowCache:
             pk_name=pk_name,
             values=values,
             drop_pk=pk_name not in names,
+            names=row_names,
+            utc=utc,
+            int_pk=isinstance(self.model._meta.pk, models.IntegerField),
             field_hash=digest,
             dep_counters=counters,
         )
@@ -150,7 +202,7 @@ class RowCache:
         return self.model._meta.pk.to_python(pk)
 
     def key(self, pk: Any) -> str:
-        """The cache key of the row ``pk`` (for inspection; values are ``[stamp, dict]``)."""
+        """The cache key of the row ``pk`` (for inspection: it holds the row's pointer)."""
         plan = self.plan()
         return make_key(plan.namespace, "row", plan.field_hash, self._normalise(pk))
 
@@ -160,12 +212,15 @@ class RowCache:
         return self.get_many([pk]).get(pk)
 
     def get_many(self, pks: Iterable[Any]) -> dict[Any, dict[str, Any]]:
-        """``{pk: dict}`` for the rows of ``pks`` that exist: one round trip, one query for misses."""
-        wanted = list(dict.fromkeys(self._normalise(pk) for pk in pks))
-        found: dict[Any, dict[str, Any]] = {}
-        for start in range(0, len(wanted), _CHUNK):
-            found.update(self._get_chunk(wanted[start : start + _CHUNK]))
-        return found
+        """``{pk: dict}`` for the rows of ``pks`` that exist: two plain reads per 500 pks, one
+        query for the misses of the call."""
+        plan = self.plan()
+        if plan.int_pk:  # an integer field keeps an int as it is: skip to_python() per pk
+            normalise = self._normalise
+            wanted = list(dict.fromkeys(pk if type(pk) is int else normalise(pk) for pk in pks))
+        else:
+            wanted = list(dict.fromkeys(self._normalise(pk) for pk in pks))
+        return self._get_all(plan, wanted) if wanted else {}
 
     async def aget(self, pk: Any) -> dict[str, Any] | None:
         """:meth:`get` from async code (run in Django's sync thread, like the async ORM)."""
@@ -175,79 +230,179 @@ class RowCache:
         """:meth:`get_many` from async code."""
         return await sync_to_async(self.get_many)(list(pks))
 
-    def _get_chunk(self, pks: list[Any]) -> dict[Any, dict[str, Any]]:
-        if not pks:
-            return {}
-        plan = self.plan()
+    def _get_all(self, plan: _Plan, wanted: list[Any]) -> dict[Any, dict[str, Any]]:
+        """Read every chunk (bounded commands), then ONE query for all misses, then the fills."""
         alias, using = orm_alias(), self.using
         bypass = txn.bypass_reason(using) or (None if delivered(alias) else "invalidation_pending")
         if bypass:
             record(f"bypass:{bypass}", alias, plan.namespace)
-            return {pk: row for pk, row in self._query(plan, pks).items() if row is not None}
-        row_keys = [_key_with(plan.namespace, ("row", plan.field_hash), pk) for pk in pks]
-        rv_keys = [_key_with(plan.namespace, ("rv",), pk) for pk in pks]
-        try:
-            entries, counters = generations.read(
-                alias, row_keys, [*rv_keys, *plan.dep_counters], counter_ttl()
-            )
-        except Exception:
-            record("error", alias, plan.namespace)
-            entries, counters = [generations.MISSING] * len(pks), None
-        return self._answer(alias, plan, pks, row_keys, rv_keys, entries, counters)
+            return _present(_as_dicts(plan, self._query(plan, wanted)))
+        found: dict[Any, dict[str, Any]] = {}
+        chunks = [
+            self._read(alias, plan, wanted[start : start + _CHUNK]) for start in range(0, len(wanted), _CHUNK)
+        ]
+        for chunk in chunks:
+            found.update(chunk.hits(alias, plan))
+        missed = [chunk.pks[i] for chunk in chunks for i in chunk.misses]
+        if not missed:
+            return found
+        loaded = _as_dicts(plan, self._query(plan, missed))
+        found.update(_present(loaded))
+        if txn.fill_allowed(using):
+            for chunk in chunks:
+                if chunk.misses and chunk.read.counters is not None:
+                    self._store(alias, plan, chunk, loaded)
+        return found
 
-    def _answer(
-        self,
-        alias: str,
-        plan: _Plan,
-        pks: list[Any],
-        row_keys: list[str],
-        rv_keys: list[str],
-        entries: list[Any],
-        counters: list[int] | None,
-    ) -> dict[Any, dict[str, Any]]:
-        shared = counters[len(pks) :] if counters is not None else []
-        result: dict[Any, dict[str, Any] | None] = {}
-        misses: list[int] = []
-        for index, (pk, entry) in enumerate(zip(pks, entries, strict=True)):
-            if counters is not None and generations.stamp_matches(entry, [counters[index], *shared]):
-                result[pk] = entry[1]
-            else:
-                misses.append(index)
-        hits = len(pks) - len(misses)
-        if hits:
-            record("hit", alias, plan.namespace, hits)
+    def _read(self, alias: str, plan: _Plan, pks: list[Any]) -> _Chunk:
+        row_keys = _keys_with(plan.namespace, ("row", plan.field_hash), pks)
+        rv_keys = _keys_with(plan.namespace, ("rv",), pks)
+        counter_keys = [*rv_keys, *plan.dep_counters]
+        read = generations.read_packed(
+            alias, row_keys, counter_keys, counter_ttl(), fail_open=_outage(alias, plan)
+        )
+        observe.reported(alias, counter_keys, read.counters)  # a cached page rendering
+        return _Chunk(pks, row_keys, rv_keys, read)
+
+    def _store(
+        self, alias: str, plan: _Plan, chunk: _Chunk, loaded: dict[Any, dict[str, Any] | None]
+    ) -> None:
+        """One fenced fill of the chunk's misses, in packs of ``_PACK`` rows."""
+        counters = chunk.read.counters
+        assert counters is not None
+        shared = counters[len(chunk.pks) :]
+        misses, pks = chunk.misses, chunk.pks
+        batch = []
+        for start in range(0, len(misses), _PACK):
+            part = misses[start : start + _PACK]
+            rows = [[counters[i], loaded[pks[i]]] for i in part]
+            batch.append(
+                Pack(
+                    _pack_key(plan),
+                    [shared, rows],
+                    [chunk.row_keys[i] for i in part],
+                    [chunk.rv_keys[i] for i in part],
+                    [counters[i] for i in part],
+                )
+            )
+        generations.store_packs(
+            alias,
+            batch,
+            plan.dep_counters,
+            shared,
+            self.ttl,
+            fail_open=lambda error: record("error", alias, plan.namespace),
+        )
+
+    def _query(self, plan: _Plan, pks: list[Any]) -> dict[Any, tuple[Any, ...] | None]:
+        """Read ``pks`` as value tuples (``names`` order); absent rows map to None.
+
+        One query, or one per ``_QUERY_MAX`` pks (SQLite takes 999 parameters at most).
+        """
+        rows: dict[Any, tuple[Any, ...] | None] = dict.fromkeys(pks)
+        limit = connections[self.using].features.max_query_params or _QUERY_MAX
+        manager = self.model._default_manager.using(self.using)
+        for start in range(0, len(pks), min(limit, _QUERY_MAX)):
+            queryset = manager.filter(pk__in=pks[start : start + min(limit, _QUERY_MAX)])
+            for row in queryset.values_list(*plan.values):
+                rows[row[0]] = row[1:] if plan.drop_pk else row
+        return rows
+
+
+@dataclass
+class _Chunk:
+    """One bounded read of ``get_many``: its pks, keys, what the store found, and what missed."""
+
+    pks: list[Any]
+    row_keys: list[str]
+    rv_keys: list[str]
+    read: PackedRead
+    misses: tuple[int, ...] = ()
+
+    def hits(self, alias: str, plan: _Plan) -> dict[Any, dict[str, Any]]:
+        """The current rows of this chunk; records hits and misses, remembers the misses."""
+        if self.read.counters is None:
+            found: dict[Any, dict[str, Any]] = {}
+            misses = list(range(len(self.pks)))
+        else:
+            found, misses = _current_rows(self.pks, self.read, self.read.counters)
+        self.misses = tuple(misses)
+        if len(misses) < len(self.pks):
+            record("hit", alias, plan.namespace, len(self.pks) - len(misses))
         if misses:
             record("miss", alias, plan.namespace, len(misses))
-            loaded = self._query(plan, [pks[i] for i in misses])
-            result.update(loaded)
-            if counters is not None and txn.fill_allowed(self.using):
-                fills = [
-                    generations.Entry(
-                        row_keys[i],
-                        loaded[pks[i]],
-                        self.ttl,
-                        [rv_keys[i], *plan.dep_counters],
-                        [counters[i], *shared],
-                    )
-                    for i in misses
-                ]
-                self._store(alias, plan, fills)
-        return {pk: row for pk, row in result.items() if row is not None}
+        return found
 
-    def _store(self, alias: str, plan: _Plan, fills: list[generations.Entry]) -> None:
+
+def _pack_key(plan: _Plan) -> str:
+    """A new pack's key: random, so concurrent fills of the same rows never share one."""
+    return make_key(plan.namespace, "pack", plan.field_hash, os.urandom(9).hex())
+
+
+def _outage(alias: str, plan: _Plan) -> Callable[[Exception], None]:
+    """What a read or fill that failed open reports: the model's error count, and a recovery
+    check before the next read is served (the outage may have hidden a rollback)."""
+
+    def report(error: Exception) -> None:
+        record("error", alias, plan.namespace)
+        recovery.check_now()
+
+    return report
+
+
+def _current_rows(
+    pks: list[Any], read: PackedRead, counters: list[int]
+) -> tuple[dict[Any, dict[str, Any]], list[int]]:
+    """The rows whose stamp is current, and the misses (indexes into ``pks``).
+
+    The hit path of ``get_many``: a pack's shared stamp is compared once, then per row its own
+    version and nothing else (the dict was built by the pack's decode).
+    """
+    shared = counters[len(pks) :]
+    current: list[Any] = [None]  # slot 0: no pointer
+    for pack in read.packs:
         try:
-            generations.store(alias, fills)
-        except Exception:
-            record("error", alias, plan.namespace)
+            stamp, rows = pack
+            current.append(rows if stamp == shared and type(rows) is list else None)
+        except (TypeError, ValueError):  # absent (MISSING), or not a pack of this layout
+            current.append(None)
+    indexes = read.indexes
+    result: dict[Any, dict[str, Any]] = {}
+    misses: list[int] = []
+    for index, slot in enumerate(read.slots):
+        try:
+            own, row = current[slot][indexes[index] - 1]
+            hit = own == counters[index] and (row is None or type(row) is dict)
+        except (TypeError, ValueError, IndexError, KeyError):
+            hit = False  # no pointer, a stale pack, or not an entry of this layout
+        if not hit:
+            misses.append(index)
+        elif row is not None:
+            result[pks[index]] = row
+    return result, misses
 
-    def _query(self, plan: _Plan, pks: list[Any]) -> dict[Any, dict[str, Any] | None]:
-        """Read ``pks`` in one query; absent rows map to None (cached as misses)."""
-        rows: dict[Any, dict[str, Any] | None] = dict.fromkeys(pks)
-        queryset = self.model._default_manager.using(self.using).filter(pk__in=pks).values(*plan.values)
-        for row in queryset:
-            pk = row[plan.pk_name] if not plan.drop_pk else row.pop(plan.pk_name)
-            rows[pk] = row
-        return rows
+
+def _as_dicts(plan: _Plan, rows: dict[Any, tuple[Any, ...] | None]) -> dict[Any, dict[str, Any] | None]:
+    """The dict of each row (None for absent ones), aware datetimes at ``utc`` positions in UTC.
+
+    One time zone object for every datetime: a pack pickles it once, not once per row.
+    """
+    names, utc, aware = plan.names, plan.utc, datetime.datetime
+    result: dict[Any, dict[str, Any] | None] = {}
+    for pk, values in rows.items():
+        if values is None:
+            result[pk] = None
+            continue
+        row = result[pk] = dict(zip(names, values, strict=True))
+        for position in utc:
+            value = values[position]
+            if isinstance(value, aware) and value.tzinfo is not None and value.tzinfo is not _UTC:
+                row[names[position]] = value.astimezone(_UTC)
+    return result
+
+
+def _present(rows: dict[Any, dict[str, Any] | None]) -> dict[Any, dict[str, Any]]:
+    return {pk: row for pk, row in rows.items() if row is not None}
 
 
 class CachedRows:

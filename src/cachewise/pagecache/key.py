@@ -2,10 +2,17 @@
 
 The *base key* is built before the view runs, from the scheme, the validated host
 (``request.get_host()``: checked against ``ALLOWED_HOSTS``, ``X-Forwarded-Host`` only with
-``USE_X_FORWARDED_HOST``), the method, the path, the query string (parameters sorted, or only the
-allow-listed ones), the active language and time zone, the user (``per_user`` only) and the value
-of every *declared* Vary dimension (``vary_on_headers`` / ``vary_on_cookies``). A header that is
-absent is keyed as ``None`` and an empty one as ``""``, so the two never share an entry.
+``USE_X_FORWARDED_HOST``), the method, the path, the query string (only declared parameters:
+a request with any other one is not cached at all), the active language and time zone, the user
+(``per_user`` only) and the value of every *declared* Vary dimension (``vary_on_headers`` /
+``vary_on_cookies``). A header that is absent is keyed as ``None`` and an empty one as ``""``,
+so the two never share an entry.
+
+The query string enters the key in canonical form (parameters parsed and sorted, so ``?a=%31``
+and ``?a=1`` are one key), and the *raw* string a page was rendered for is stored with it, as if
+it were a Vary header (:data:`QUERY`): ``request.get_full_path()`` is built from the raw string,
+so a page is only ever served to a request whose full path equals the one it was rendered for.
+One canonical form holds one page, whatever spellings an attacker sends.
 
 A response that varies on a header nobody declared is stored under a *variant key*: the base
 key plus the request's values of those headers (see :mod:`cachewise.pagecache.entry`).
@@ -27,10 +34,29 @@ from django.utils import timezone, translation
 
 from cachewise.keys import make_key
 
-__all__ = ["NAMESPACE", "KeyPolicy", "base_key", "variant_key", "vary_snapshot"]
+from .hot_settings import hot_setting
+
+__all__ = [
+    "ANY_PARAMS",
+    "NAMESPACE",
+    "QUERY",
+    "KeyPolicy",
+    "base_key",
+    "host_of",
+    "undeclared_param",
+    "variant_key",
+    "vary_snapshot",
+]
 
 #: Namespace of every page key (metrics and ``redis-cli --scan --pattern '*page:*'``).
 NAMESPACE = "page"
+#: ``query_params="*"``: every query parameter takes part in the key (growth bounded by the cap only).
+ANY_PARAMS = "*"
+#: Pseudo Vary name under which a page records the raw query string it was rendered for. A
+#: header name cannot contain ":", so it never collides with a real one.
+QUERY = ":query"
+#: Bumped when what a key stands for changes, so entries stored under the old meaning are never read.
+_KEY_FORMAT = 2
 
 Snapshot = tuple[tuple[str, Any], ...]
 
@@ -41,7 +67,8 @@ class KeyPolicy:
 
     vary_on_headers: tuple[str, ...] = ()
     vary_on_cookies: tuple[str, ...] = ()
-    query_params: frozenset[str] | None = None
+    #: None: ``CACHEWISE_PAGE_QUERY_PARAMS`` (read per request); ``"*"``: any parameter.
+    query_params: frozenset[str] | str | None = None
     per_user: bool = False
     key_prefix: str = ""
     source: str = "view"
@@ -60,46 +87,68 @@ class KeyPolicy:
         *,
         vary_on_headers: Iterable[str] = (),
         vary_on_cookies: Iterable[str] = (),
-        query_params: Iterable[str] | None = None,
+        query_params: Iterable[str] | str | None = None,
         per_user: bool = False,
         key_prefix: str = "",
         source: str = "view",
     ) -> KeyPolicy:
         """Normalise user input: header names lower-cased and sorted, cookies sorted."""
+        if isinstance(query_params, str) and query_params != ANY_PARAMS:
+            raise ValueError(f'query_params must be "*" or a list of names, got the string {query_params!r}')
         return cls(
             vary_on_headers=tuple(sorted({h.lower() for h in vary_on_headers})),
             vary_on_cookies=tuple(sorted(set(vary_on_cookies))),
-            query_params=None if query_params is None else frozenset(query_params),
+            query_params=query_params if query_params in (None, ANY_PARAMS) else frozenset(query_params),
             per_user=per_user,
             key_prefix=key_prefix,
             source=source,
         )
 
+    def allowed_params(self) -> frozenset[str] | None:
+        """The query parameters that may take part in the key; None when any may."""
+        if self.query_params is None:
+            allowed: frozenset[str] | None = hot_setting("PAGE_QUERY_PARAMS")
+            return allowed
+        if isinstance(self.query_params, str):
+            return None
+        return self.query_params
+
+
+def undeclared_param(request: HttpRequest, allowed: frozenset[str] | None) -> str | None:
+    """The first query parameter of ``request`` outside ``allowed`` (None: all are allowed)."""
+    if allowed is None or not request.META.get("QUERY_STRING"):
+        return None
+    for name in request.GET:
+        if name not in allowed:
+            return str(name)
+    return None
+
 
 def vary_snapshot(request: HttpRequest, names: Iterable[str], cookies: tuple[str, ...]) -> Snapshot:
     """The request's value of each Vary header in ``names`` (``None`` when absent).
 
-    ``Cookie`` is keyed by the named ``cookies`` when the view declared them (it promised its
-    output depends on those alone), else by the whole header.
+    :data:`QUERY` stands for the raw query string. ``Cookie`` is keyed by the named ``cookies``
+    when the view declared them (it promised its output depends on those alone), else by the
+    whole header.
     """
     snapshot: list[tuple[str, Any]] = []
     for name in names:
-        if name == "cookie" and cookies:
+        if name == QUERY:
+            snapshot.append((name, request.META.get("QUERY_STRING", "")))
+        elif name == "cookie" and cookies:
             snapshot.append((name, tuple((c, request.COOKIES.get(c)) for c in cookies)))
         else:
             snapshot.append((name, request.headers.get(name)))
     return tuple(snapshot)
 
 
-def _query_part(
-    request: HttpRequest, allowed: frozenset[str] | None
-) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    # Parameters are sorted by name; the order of a repeated parameter's values is kept because
-    # request.GET.getlist() hands it to the view in that order.
+def _query_part(request: HttpRequest) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    # The canonical form: parameters decoded and sorted by name; the order of a repeated
+    # parameter's values is kept because request.GET.getlist() hands it to the view in that
+    # order. Requests with undeclared parameters never get here (serve() bypasses them).
     if not request.META.get("QUERY_STRING"):
         return ()  # the common case: skip building a QueryDict
-    items = request.GET.lists()
-    return tuple(sorted((k, tuple(v)) for k, v in items if allowed is None or k in allowed))
+    return tuple(sorted((k, tuple(v)) for k, v in request.GET.lists()))
 
 
 def _user_part(request: HttpRequest, per_user: bool) -> Any:
@@ -119,22 +168,47 @@ def _digest(parts: tuple[Any, ...]) -> str:
     return hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
+def host_of(request: HttpRequest) -> str:
+    """``request.get_host()``, validated once per request (the key and the URL counters use it)."""
+    try:
+        host: str = request._cachewise_host  # type: ignore[attr-defined]
+    except AttributeError:
+        host = request._cachewise_host = request.get_host()  # type: ignore[attr-defined]
+    return host
+
+
+_MEMO_SIZE = 4096
+_keys: dict[tuple[Any, ...], str] = {}
+
+
 def base_key(request: HttpRequest, policy: KeyPolicy) -> str:
-    """The key of ``request``'s page under ``policy``; raises DisallowedHost for a bad host."""
+    """The key of ``request``'s page under ``policy``; raises DisallowedHost for a bad host.
+
+    Memoised on the key's parts (bounded): the same page asked again costs a tuple hash instead
+    of the repr, the SHA-256 and make_key (the parts are what the digest is of: same parts,
+    same key).
+    """
     parts = (
+        _KEY_FORMAT,
         policy.key_prefix,
         request.scheme,
-        request.get_host(),
+        host_of(request),
         request.method,
         request.path,
-        _query_part(request, policy.query_params),
+        _query_part(request),
         translation.get_language() if settings.USE_I18N else None,
         timezone.get_current_timezone_name() if settings.USE_TZ else None,
         _user_part(request, policy.per_user),
         vary_snapshot(request, policy.vary_on_headers, ()),
         vary_snapshot(request, ("cookie",), policy.vary_on_cookies) if policy.vary_on_cookies else None,
+        policy.source,
     )
-    return make_key(NAMESPACE, policy.source, _digest(parts))
+    key = _keys.get(parts)
+    if key is None:
+        if len(_keys) >= _MEMO_SIZE:
+            _keys.clear()
+        key = _keys[parts] = make_key(NAMESPACE, policy.source, _digest(parts[:-1]))
+    return key
 
 
 def variant_key(base: str, snapshot: Snapshot) -> str:

@@ -1,6 +1,6 @@
 """Notice, per request, that the cache degraded while serving it (to say ``cache-unavailable``).
 
-The fill (:func:`cachewise.compute.get_or_compute`) fails open by itself: with Redis down it
+The fill (:func:`cachewise.compute.api.get_or_compute`) fails open by itself: with Redis down it
 renders and returns, and nothing is raised for the page cache to see. The backend's failure
 policy announces every degraded operation with the ``cache_degraded`` signal; a receiver marks
 the request being served, so its response can say ``bypass; reason=cache-unavailable`` instead

@@ -9,6 +9,7 @@ and before anything is stored.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Collection
 from typing import Any
@@ -16,10 +17,13 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 
+from .hot_settings import hot_setting
+
 __all__ = [
     "BYPASS_REASONS",
     "PERSONAL_REASONS",
     "cache_control_directives",
+    "credential_header_sent",
     "request_bypass_reason",
     "response_bypass_reason",
     "response_max_age",
@@ -32,7 +36,9 @@ BYPASS_REASONS: tuple[str, ...] = (
     "excluded-path",  # the middleware's include/exclude patterns rule the path out
     "authorization",  # the request carries an Authorization header
     "session",  # the request carries a session cookie, or the view wrote to the session
+    "credential",  # a CACHEWISE_CREDENTIAL_COOKIES cookie or _HEADERS header, in the request or response
     "authenticated",  # request.user is authenticated
+    "query-param",  # a query parameter outside the view's query_params
     "streaming",  # a StreamingHttpResponse / FileResponse
     "status",  # status outside CACHEWISE_CACHEABLE_STATUSES
     "set-cookie",  # the response sets a cookie
@@ -43,13 +49,15 @@ BYPASS_REASONS: tuple[str, ...] = (
     "no-cache",  # Cache-Control: no-cache
     "max-age-0",  # Cache-Control: max-age=0
     "vary-star",  # Vary: *
+    "entry-cap",  # the view already stored its max_entries pages in this window
+    "query-form",  # the cached page was rendered for another spelling of this query string
     "cache-unavailable",  # the cache failed; the view ran without it
 )
 
 #: Reasons that mean "this response belongs to one visitor": such responses are also marked
 #: ``Cache-Control: private`` so that no proxy or CDN downstream shares them either.
 PERSONAL_REASONS: frozenset[str] = frozenset(
-    {"authorization", "session", "authenticated", "set-cookie", "csrf", "messages"}
+    {"authorization", "session", "credential", "authenticated", "set-cookie", "csrf", "messages"}
 )
 
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
@@ -62,25 +70,59 @@ def _is_authenticated(request: HttpRequest) -> bool:
     return bool(user is not None and user.is_authenticated)
 
 
+@functools.lru_cache(maxsize=256)
+def _meta_name(header: str) -> str:
+    # "X-Api-Key" -> "HTTP_X_API_KEY", the WSGI/ASGI name Django files request headers under.
+    return "HTTP_" + header.upper().replace("-", "_")
+
+
+def _credential_sent(request: HttpRequest) -> bool:
+    """True when the request carries a configured credential cookie or header (even empty).
+
+    Presence, not value, decides: an empty or invalid token may still make the view render
+    differently ("your session expired"), and checking presence costs nothing on the hit path.
+    """
+    cookies = hot_setting("CREDENTIAL_COOKIES")
+    if cookies and any(name in request.COOKIES for name in cookies):
+        return True
+    headers = hot_setting("CREDENTIAL_HEADERS")
+    return bool(headers) and any(_meta_name(name) in request.META for name in headers)
+
+
+def credential_header_sent(response: HttpResponseBase) -> bool:
+    """True when ``response`` carries a configured credential header (a token issued to someone)."""
+    headers = hot_setting("CREDENTIAL_HEADERS")
+    return bool(headers) and any(name in response.headers for name in headers)
+
+
+def _credential_reason(request: HttpRequest) -> str | None:
+    if "HTTP_AUTHORIZATION" in request.META:
+        return "authorization"
+    if settings.SESSION_COOKIE_NAME in request.COOKIES:
+        return "session"
+    if _credential_sent(request):
+        return "credential"
+    return None
+
+
 def request_bypass_reason(request: HttpRequest, *, per_user: bool = False) -> str | None:
     """Return why ``request`` must not be answered from (or stored in) the shared cache, or None.
 
     The header and cookie checks come first because they are free; ``request.user`` is only
-    evaluated when neither is present. With ``per_user`` an authenticated request is cacheable
-    (keyed by its user); an anonymous one with credentials still is not, because the view may
-    authenticate from them itself (DRF-style token authentication) after the key was built.
+    evaluated when none is present. Credentials are ``Authorization``, the session cookie and the
+    cookies and headers named in ``CACHEWISE_CREDENTIAL_COOKIES`` / ``_HEADERS``. With
+    ``per_user`` an authenticated request is cacheable (keyed by its user); an anonymous one with
+    credentials still is not, because the view may authenticate from them itself (DRF-style
+    token authentication, a JWT cookie) after the key was built.
     """
     if request.method not in _SAFE_METHODS:
         return "method"
     if per_user and _is_authenticated(request):
         return None
-    if "HTTP_AUTHORIZATION" in request.META:
-        return "authorization"
-    if settings.SESSION_COOKIE_NAME in request.COOKIES:
-        return "session"
-    if not per_user and _is_authenticated(request):
+    reason = _credential_reason(request)
+    if reason is None and not per_user and _is_authenticated(request):
         return "authenticated"
-    return None
+    return reason
 
 
 def cache_control_directives(response: HttpResponseBase) -> dict[str, str | None]:
@@ -145,6 +187,8 @@ def _response_reason(response: HttpResponseBase, statuses: Collection[int]) -> s
         return "status"
     if response.cookies:
         return "set-cookie"
+    if credential_header_sent(response):
+        return "credential"
     return None
 
 

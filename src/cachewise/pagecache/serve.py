@@ -3,12 +3,14 @@
 Flow of one request (sync and async share every step but the awaits):
 
 1. Request rules (:func:`~cachewise.pagecache.rules.request_bypass_reason`): a personalised
-   request never reads the shared cache; the view runs and the response is marked private.
+   request never reads the shared cache; the view runs and the response is marked private. A
+   query parameter the view did not declare bypasses the cache too (bounded growth).
 2. One ``GET`` of the base key through the single-flight fill. A page whose Vary snapshot
    matches the request is served (a *hit*: one round trip). A pointer (the response varies on
    undeclared headers) costs a second ``GET`` of the variant key.
-3. On a miss exactly one request renders per expiry; the response rules decide whether what it
-   rendered may be stored. Waiters get the stored page, or render for themselves when it was not.
+3. On a miss exactly one request renders per expiry; the response rules, then the view's entry
+   budget (:mod:`.budget`), decide whether what it rendered may be stored. Waiters get the
+   stored page, or render for themselves when it was not.
 4. Any cache failure fails open: the view runs (once) and the response says ``cache-unavailable``.
 """
 
@@ -26,13 +28,17 @@ from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.cache import patch_cache_control, patch_response_headers, patch_vary_headers
 
-from cachewise.compute import NoStore, aget_or_compute, get_or_compute
+from cachewise.compute.api import NoStore, acompute_missing, compute_missing
+from cachewise.compute.stampede import Capped, StampedeMode
 from cachewise.conf import conf
 from cachewise.monitoring.metrics import record
 from cachewise.signals import cache_bypassed
+from cachewise.store.fill_budget import FillBudget
 
+from .budget import aadmit, admit, budget_key, per_window
 from .entry import DEBUG_HEADER, Page, Pointer, page_value, parse, pointer_value, to_response
-from .key import NAMESPACE, KeyPolicy, base_key, variant_key, vary_snapshot
+from .freshness import Freshness, attempt, learned, stamped, tracker_for
+from .key import NAMESPACE, QUERY, KeyPolicy, base_key, undeclared_param, variant_key, vary_snapshot
 from .outage import Outage, unwatch, watch
 from .rules import (
     PERSONAL_REASONS,
@@ -42,6 +48,8 @@ from .rules import (
     response_max_age,
     vary_names,
 )
+from .stamp import remember_view, unwrap, view_hint
+from .tracking import Tracker, install_all, track
 
 __all__ = ["PageCache", "PagePolicy", "log_failure"]
 
@@ -60,16 +68,32 @@ class PagePolicy:
     key: KeyPolicy
     timeout: int | None = None  # None: settings.CACHE_MIDDLEWARE_SECONDS, read per request
     alias: str | None = None  # None: DEFAULT_CACHE_ALIAS
-    stampede: str = "lock"
+    stampede: StampedeMode = "lock"
     statuses: frozenset[int] | None = None  # None: CACHEWISE_CACHEABLE_STATUSES, read per request
+    depends_on: tuple[Any, ...] = ()  # models, instances, Namespaces besides the tracked queries
+    track_queries: bool | None = None  # None: CACHEWISE_PAGE_TRACK_QUERIES, read per fill
+    name: str = ""  # the view's dotted path: whose entry budget a fill counts against
+    max_entries: int | None = None  # None: CACHEWISE_PAGE_MAX_ENTRIES (MIDDLEWARE_ for the site)
 
 
 class _Run:
     """What happened to one request: the response it rendered, why that was not stored."""
 
-    __slots__ = ("outage", "reason", "response", "stored", "timeout", "variant", "view_raised")
+    __slots__ = (
+        "budget",
+        "fresh",
+        "outage",
+        "reason",
+        "response",
+        "stored",
+        "timeout",
+        "variant",
+        "view_raised",
+    )
 
     def __init__(self) -> None:
+        self.budget: FillBudget | None = None
+        self.fresh = Freshness()
         self.outage = Outage()
         self.stored: list[str] = []
         self.response: HttpResponseBase | None = None
@@ -101,6 +125,10 @@ class PageCache:
         self.policy = policy
         key = policy.key
         self._declared = (*key.vary_on_headers, *(("Cookie",) if key.vary_on_cookies else ()))
+        self._budget = budget_key(key.source, f"{key.key_prefix}:{policy.name}")
+        # Until when this process skips fills because the budget was found spent (monotonic).
+        # Per (alias, KEY_PREFIX): each has its own budget counter. Bounded by the aliases.
+        self._spent_until: dict[tuple[str, str], float] = {}
 
     # -- policy values read per request (override_settings works) ---------------------------
 
@@ -114,11 +142,25 @@ class PageCache:
             return self.policy.timeout
         return int(settings.CACHE_MIDDLEWARE_SECONDS)
 
+    def max_entries(self) -> int:
+        """Entries of this view (or site) the cache may hold at once."""
+        if self.policy.max_entries is not None:
+            return self.policy.max_entries
+        site = self.policy.key.source == "site"
+        return conf.MIDDLEWARE_MAX_ENTRIES if site else conf.PAGE_MAX_ENTRIES
+
+    def request_reason(self, request: HttpRequest) -> str | None:
+        """Why ``request`` is served without the cache (credentials, undeclared query), or None."""
+        reason = request_bypass_reason(request, per_user=self.policy.key.per_user)
+        if reason is None and undeclared_param(request, self.policy.key.allowed_params()) is not None:
+            return "query-param"
+        return reason
+
     # -- sync -------------------------------------------------------------------------------
 
     def serve(self, request: HttpRequest, get_response: GetResponse) -> HttpResponseBase:
         """Answer ``request`` from the cache, or by ``get_response`` (filling the cache if allowed)."""
-        reason = request_bypass_reason(request, per_user=self.policy.key.per_user)
+        reason = self.request_reason(request)
         if reason is not None:
             return self.bypass(request, self._render(request, get_response, _Run()), reason)
         run = _Run()
@@ -140,21 +182,35 @@ class PageCache:
     def _lookup(
         self, request: HttpRequest, get_response: GetResponse, run: _Run, key: str
     ) -> HttpResponseBase:
-        value = get_or_compute(key, lambda: self._fill(request, get_response, run, key, None), **self._opts())
-        item = self._followed(request, run, value)
+        item = self._followed(request, run, self._fetch(request, get_response, run, key, None, key))
         if isinstance(item, Pointer):
             vkey = variant_key(key, vary_snapshot(request, item.names, self.policy.key.vary_on_cookies))
-            names = item.names
-            value = get_or_compute(
-                vkey, lambda: self._fill(request, get_response, run, key, names), **self._opts()
+            item = self._followed(
+                request, run, self._fetch(request, get_response, run, key, item.names, vkey)
             )
-            item = self._followed(request, run, value)
         for stored in self._to_shorten(run):
             caches[self.alias()].touch(stored, run.timeout)
         response = self._finish(request, run, item)
         if response is None:
             response = self._rendered(request, run, self._render(request, get_response, run))
         return response
+
+    def _fetch(
+        self,
+        request: HttpRequest,
+        get_response: GetResponse,
+        run: _Run,
+        key: str,
+        names: tuple[str, ...] | None,
+        cache_key: str,
+    ) -> Any:
+        # The hit: page and counters in one round trip. Else the single-flight fill.
+        run.fresh.hint = view_hint(self._budget)
+        found = attempt(self.alias(), request, cache_key, run.fresh)
+        if found is not None or self._spent(run):
+            return found
+        fill = lambda: self._fill(request, get_response, run, key, names)  # noqa: E731
+        return self._counted(request, run, compute_missing(cache_key, fill, **self._opts()))
 
     def _fill(
         self,
@@ -164,13 +220,25 @@ class PageCache:
         key: str,
         names: tuple[str, ...] | None,
     ) -> Any:
-        response = self._render(request, get_response, run)
-        if _deferred(response):
-            response.render()  # type: ignore[attr-defined]
-        value = self._storable(request, response, run, key, names)
+        with track(self._tracker(run)) as tracker:
+            response = self._render(request, get_response, run)
+            if _deferred(response):
+                response.render()  # type: ignore[attr-defined]
+        value = stamped(self._storable(request, response, run, key, names), tracker)
+        remember_view(self._budget, learned(tracker, run.fresh))
+        if run.variant is None:
+            value = self._capped(run, value)
+        elif not isinstance(value, NoStore) and not admit(*self._budget_args(run)):
+            value = self._refused(run)
         if run.variant is not None:
-            caches[self.alias()].set(run.variant[0], run.variant[1], run.timeout)
+            caches[self.alias()].set(run.variant[0], stamped(run.variant[1], tracker), run.timeout)
         return self._noted(request, run, key, names, value)
+
+    def _tracker(self, run: _Run) -> Tracker:
+        # Runs in the thread that will query (the sync thread for async views): install the
+        # query wrapper on its connections, and read the depends_on versions before the render.
+        install_all()
+        return tracker_for(run.fresh, self.policy.track_queries, self.policy.depends_on)
 
     def _render(self, request: HttpRequest, get_response: GetResponse, run: _Run) -> HttpResponseBase:
         try:
@@ -185,8 +253,8 @@ class PageCache:
 
     async def aserve(self, request: HttpRequest, get_response: AGetResponse) -> HttpResponseBase:
         """Async :meth:`serve`: the view runs on the caller's event loop; the fill goes through
-        :func:`~cachewise.compute.aget_or_compute` (coroutines of one loop share one fetch)."""
-        reason = request_bypass_reason(request, per_user=self.policy.key.per_user)
+        :func:`~cachewise.compute.api.aget_or_compute` (coroutines of one loop share one fetch)."""
+        reason = self.request_reason(request)
         if reason is not None:
             return self.bypass(request, await self._arender(request, get_response, _Run()), reason)
         run = _Run()
@@ -210,24 +278,38 @@ class PageCache:
         self, request: HttpRequest, get_response: AGetResponse, run: _Run, key: str
     ) -> HttpResponseBase:
 
-        async def fill_base() -> Any:
-            return await self._afill(request, get_response, run, key, None)
-
-        item = self._followed(request, run, await aget_or_compute(key, fill_base, **self._opts()))
+        item = self._followed(request, run, await self._afetch(request, get_response, run, key, None, key))
         if isinstance(item, Pointer):
-            names = item.names
-
-            async def fill_variant() -> Any:
-                return await self._afill(request, get_response, run, key, names)
-
-            vkey = variant_key(key, vary_snapshot(request, names, self.policy.key.vary_on_cookies))
-            item = self._followed(request, run, await aget_or_compute(vkey, fill_variant, **self._opts()))
+            vkey = variant_key(key, vary_snapshot(request, item.names, self.policy.key.vary_on_cookies))
+            value = await self._afetch(request, get_response, run, key, item.names, vkey)
+            item = self._followed(request, run, value)
         for stored in self._to_shorten(run):
             await caches[self.alias()].atouch(stored, run.timeout)
         response = self._finish(request, run, item)
         if response is None:
             response = self._rendered(request, run, await self._arender(request, get_response, run))
         return response
+
+    async def _afetch(
+        self,
+        request: HttpRequest,
+        get_response: AGetResponse,
+        run: _Run,
+        key: str,
+        names: tuple[str, ...] | None,
+        cache_key: str,
+    ) -> Any:
+        run.fresh.hint = view_hint(self._budget)
+        found = await sync_to_async(attempt, thread_sensitive=False)(
+            self.alias(), request, cache_key, run.fresh
+        )
+        if found is not None or self._spent(run):
+            return found
+
+        async def fill() -> Any:
+            return await self._afill(request, get_response, run, key, names)
+
+        return self._counted(request, run, await acompute_missing(cache_key, fill, **self._opts()))
 
     async def _afill(
         self,
@@ -237,13 +319,21 @@ class PageCache:
         key: str,
         names: tuple[str, ...] | None,
     ) -> Any:
-        response = await self._arender(request, get_response, run)
-        if _deferred(response):
-            # Templates may query the database: render in Django's sync thread, like the handler.
-            await sync_to_async(response.render, thread_sensitive=True)()  # type: ignore[attr-defined]
-        value = self._storable(request, response, run, key, names)
+        # The tracker is set in this context; sync_to_async hands a copy of it to the sync thread.
+        tracker = await sync_to_async(self._tracker, thread_sensitive=True)(run)
+        with track(tracker):
+            response = await self._arender(request, get_response, run)
+            if _deferred(response):
+                # Templates may query the database: render in Django's sync thread, like the handler.
+                await sync_to_async(response.render, thread_sensitive=True)()  # type: ignore[attr-defined]
+        value = stamped(self._storable(request, response, run, key, names), tracker)
+        remember_view(self._budget, learned(tracker, run.fresh))
+        if run.variant is None:
+            value = self._capped(run, value)
+        elif not isinstance(value, NoStore) and not await aadmit(*self._budget_args(run)):
+            value = self._refused(run)
         if run.variant is not None:
-            await caches[self.alias()].aset(run.variant[0], run.variant[1], run.timeout)
+            await caches[self.alias()].aset(run.variant[0], stamped(run.variant[1], tracker), run.timeout)
         return self._noted(request, run, key, names, value)
 
     async def _arender(self, request: HttpRequest, get_response: AGetResponse, run: _Run) -> HttpResponseBase:
@@ -289,7 +379,9 @@ class PageCache:
         if run.timeout <= 0:
             return NoStore(None)
         varies = vary_names(response)
-        page = page_value(response, vary_snapshot(request, varies, self.policy.key.vary_on_cookies))
+        # The raw query string is stored like a Vary value: served only to the same full path.
+        snapshot = vary_snapshot(request, (*varies, QUERY), self.policy.key.vary_on_cookies)
+        page = page_value(response, snapshot)
         extra = tuple(n for n in varies if n not in self.policy.key.covered)
         if not extra:
             return page
@@ -298,6 +390,52 @@ class PageCache:
             return page if set(extra) <= set(names) else NoStore(None)
         run.variant = (variant_key(key, vary_snapshot(request, extra, self.policy.key.vary_on_cookies)), page)
         return pointer_value(extra)
+
+    def _budget_args(self, run: _Run) -> tuple[str, str, int, int, int]:
+        # A pointer and its variant are two entries.
+        return (self.alias(), self._budget, 1 + (run.variant is not None), self.timeout(), self.max_entries())
+
+    def _budget_scope(self) -> tuple[str, str]:
+        alias = self.alias()
+        return alias, str(getattr(caches[alias], "key_prefix", ""))
+
+    def _spent(self, run: _Run) -> bool:
+        # A miss while this process recently found the budget spent: render without the fill
+        # (no lock, no fence, no admission round trip), so an over-budget flood leaves no key.
+        if time.monotonic() >= self._spent_until.get(self._budget_scope(), 0.0):
+            return False
+        run.reason = "entry-cap"
+        return True
+
+    def _capped(self, run: _Run, value: Any) -> Any:
+        # One entry, counted by the fill's own script (no round trip of its own). A pointer
+        # and its variant are two entries written apart: they are admitted before, by admit().
+        if isinstance(value, NoStore):
+            return value
+        run.budget = FillBudget(
+            self._budget,
+            1,
+            self.timeout(),
+            per_window(self.max_entries()),
+            lambda: admit(*self._budget_args(run)),
+        )
+        return Capped(value, run.budget)
+
+    def _counted(self, request: HttpRequest, run: _Run, value: Any) -> Any:
+        # The fill's budget refused this request's page: as if admit() had said no.
+        if run.budget is not None and run.budget.refused:
+            self._refused(run)
+            if run.stored:
+                run.stored.pop()
+            request._cachewise_stored = (self.alias(), tuple(run.stored))  # type: ignore[attr-defined]
+        return unwrap(value)
+
+    def _refused(self, run: _Run) -> NoStore[None]:
+        # Over budget: nothing of this fill is stored, neither the page nor its variant. Other
+        # misses of this process skip the fill for a while (at most 5 s: the window may end).
+        run.reason, run.variant = "entry-cap", None
+        self._spent_until[self._budget_scope()] = time.monotonic() + min(5.0, float(self.timeout()))
+        return NoStore(None)
 
     def _noted(
         self, request: HttpRequest, run: _Run, key: str, names: tuple[str, ...] | None, value: Any
@@ -338,15 +476,17 @@ class PageCache:
             )
             if snapshot == item.vary:
                 return self.hit(request, item)
-        # An unknown format, or (only with a broken key) a page for other Vary values: the
-        # caller renders and stores nothing.
+            if dict(snapshot).get(QUERY) != dict(item.vary).get(QUERY):
+                run.reason = "query-form"  # rendered for ?a=1, asked as ?a=%31: render apart
+        # An unknown format, a page for another spelling of the query string or (only with a
+        # broken key) for other Vary values: the caller renders and stores nothing.
         return None
 
     # -- outcomes ---------------------------------------------------------------------------
 
     def hit(self, request: HttpRequest, page: Page) -> HttpResponseBase:
         """Build the response of a cached ``page``."""
-        # Hits and misses are counted by the fill (cachewise.stampede) under namespace "page".
+        # Hits and misses are counted by the fill (cachewise.compute.stampede) under namespace "page".
         response = to_response(page)
         if conf.DEBUG_HEADERS:
             response[DEBUG_HEADER] = "hit"

@@ -8,7 +8,7 @@ Same syntax as Django's tag, plus ``depends_on=`` (repeatable)::
     {% cache 600 category_list depends_on=category_ns|scope:category.pk %}...{% endcache %}
 
 The key also holds the template the tag is in and the active language (see
-:mod:`cachewise.fragments`). A fill is single-flight (one render per expiry); if the cache is
+:mod:`cachewise.pagecache.fragments`). A fill is single-flight (one render per expiry); if the cache is
 unreachable the fragment is rendered uncached.
 """
 
@@ -21,13 +21,21 @@ from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.template.base import FilterExpression, NodeList, Parser, Token
 from django.utils.safestring import SafeString, mark_safe
 
-from cachewise.compute import get_or_compute
+from cachewise.compute.api import NoStore, get_or_compute
+from cachewise.compute.namespace import Namespace
 from cachewise.exceptions import ConfigurationError
-from cachewise.fragments import NAMESPACE, DependsOnError, ScopedNamespace, data_versions, fragment_key
 from cachewise.monitoring.metrics import record
+from cachewise.pagecache.fragments import (
+    NAMESPACE,
+    Check,
+    DependsOnError,
+    ScopedNamespace,
+    fragment_key,
+    resolve,
+)
 from cachewise.pagecache.outage import unwatch, watch
 from cachewise.pagecache.serve import log_failure
-from cachewise.versions import Namespace
+from cachewise.pagecache.tracking import note as note_page_dependencies
 
 register = template.Library()
 
@@ -69,10 +77,14 @@ class CacheNode(template.Node):
         origin = getattr(self, "origin", None)
         return getattr(origin, "template_name", None) or getattr(origin, "name", None)
 
-    def _key(self, context: template.Context) -> str:
+    def _key(self, context: template.Context) -> tuple[str, list[Check]]:
         depends = [expr.resolve(context, ignore_failures=True) for expr in self.depends_on]
+        # A cached page around this fragment depends on what the fragment depends on, with the
+        # versions read before the fragment reads its own (docs/views.md, "Fragments").
+        note_page_dependencies(depends)
         vary = [expr.resolve(context) for expr in self.vary_on]
-        return fragment_key(self._template_name(), self.fragment_name, vary, data_versions(depends))
+        versions, checks = resolve(depends)
+        return fragment_key(self._template_name(), self.fragment_name, vary, versions), checks
 
     def render(self, context: template.Context) -> SafeString:
         alias = str(self.using.resolve(context)) if self.using is not None else DEFAULT_CACHE_ALIAS
@@ -80,17 +92,24 @@ class CacheNode(template.Node):
         if timeout is not None and timeout <= 0:
             return mark_safe(self.nodelist.render(context))
         failed: list[BaseException] = []
+        checks: list[Check] = []
 
-        def compute() -> str:
+        def compute() -> str | NoStore[str]:
             try:
-                return str(self.nodelist.render(context))
+                html = str(self.nodelist.render(context))
             except BaseException as exc:
                 failed.append(exc)  # the template's own error: never retried, never swallowed
                 raise
+            # The versions were read before; the data may have been loaded before them.
+            if all(check() for check in checks):
+                return html
+            record("bypass:depends-on-changed", alias, NAMESPACE)
+            return NoStore(html)
 
         outage, token = watch()
         try:
-            key = self._key(context)
+            key, found = self._key(context)
+            checks.extend(found)
             html: str = get_or_compute(key, compute, timeout, stampede="lock", alias=alias)
             if outage.seen:  # the fill failed open: rendered, not stored
                 record("bypass:cache-unavailable", alias, NAMESPACE)

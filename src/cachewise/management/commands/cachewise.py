@@ -6,11 +6,13 @@ module defines). To add one, write the module and add its dotted path to :data:`
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from cachewise.cli import Subcommand, load_subcommands
+from cachewise.exceptions import MissingExtraError
 
 #: Subcommand modules, in the order ``--help`` lists them.
 SUBCOMMANDS: list[str] = [
@@ -19,7 +21,34 @@ SUBCOMMANDS: list[str] = [
     "cachewise.cli.bigkeys",
     "cachewise.cli.flush_counters",
     "cachewise.cli.invalidate",
+    "cachewise.cli.advise",
 ]
+
+
+def _add_django_options(parser: argparse.ArgumentParser) -> None:
+    """Accept Django's own options after the subcommand too (``cachewise ping --settings=X -v 2``).
+
+    argparse hands everything after a subcommand to its subparser, which would refuse them.
+    ``SUPPRESS`` keeps a value given before the subcommand (or the default) unless one is given
+    after it. ``--settings``/``--pythonpath`` take effect anyway: ``manage.py`` reads them from
+    the whole command line before loading settings; here they are only accepted.
+    """
+    suppress = argparse.SUPPRESS
+    parser.add_argument(
+        "-v",
+        "--verbosity",
+        type=int,
+        choices=[0, 1, 2, 3],
+        default=suppress,
+        help="verbosity level: 0, 1, 2 or 3 (as before the subcommand)",
+    )
+    parser.add_argument("--settings", default=suppress, help="settings module (as before the subcommand)")
+    parser.add_argument("--pythonpath", default=suppress, help="a directory to add to sys.path")
+    parser.add_argument(
+        "--traceback", action="store_true", default=suppress, help="raise on CommandError exceptions"
+    )
+    parser.add_argument("--no-color", action="store_true", default=suppress, help="don't colorize output")
+    parser.add_argument("--force-color", action="store_true", default=suppress, help="force colorized output")
 
 
 class Command(BaseCommand):
@@ -39,6 +68,7 @@ class Command(BaseCommand):
         subparsers.required = True
         for name, subcommand in self.subcommands.items():
             subparser = subparsers.add_parser(name, help=subcommand.help, description=subcommand.help)
+            _add_django_options(subparser)
             subcommand.add_arguments(subparser)
 
     def execute(self, *args: Any, **options: Any) -> str | None:
@@ -50,4 +80,7 @@ class Command(BaseCommand):
         subcommand = self.subcommands.get(options.get("subcommand") or "")
         if subcommand is None:
             raise CommandError(f"choose a subcommand: {', '.join(self.subcommands)}")
-        subcommand.handle(self, options)
+        try:
+            subcommand.handle(self, options)
+        except MissingExtraError as exc:  # e.g. stats without rich: say which extra, no traceback
+            raise CommandError(str(exc)) from exc

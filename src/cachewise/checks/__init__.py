@@ -1,0 +1,1 @@
+"""Django system checks (``manage.py check [--deploy]``), registered by ``CachewiseConfig.ready``."""

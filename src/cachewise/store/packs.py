@@ -1,0 +1,269 @@
+"""Packed stamped entries: many rows stored as ONE value, found through a pointer per row.
+
+``CachedRows`` stores the rows of one fill together: the *pack* is ``[shared stamp, [[own stamp,
+data], ...]]`` under its own key, and each row's key holds a *pointer*, ``"<index:04d><pack
+key>"`` (the index 1-based). A read of N rows then decodes (and, when signing is on, verifies)
+one value per pack instead of one per row: that per-row work was most of a hit's cost.
+
+The guarantees are those of stamped entries (:mod:`.stamped`): a row is served only when its own
+counter and the shared ones equal the stamps it was stored with, read at one instant with the
+pointers and the packs; a fill is fenced (on Redis: no pointer is written for a row whose own
+counter moved since it was read, nothing at all when a shared counter moved). A pack outlives
+its pointers until its TTL: a row filled again, or invalidated and refilled, leaves its old copy
+in the old pack, unread (memory, never staleness).
+
+On a single Redis server each operation is one script (:data:`.scripts.versions.PACKED_READ`,
+:data:`~.scripts.versions.PACKED_FILL`); elsewhere (another backend, Cluster, where a script may
+not follow a pointer to a key of another slot) they are built from ``get_many``/``set_many`` and
+the stamp check on read keeps that path correct (fills there are not fenced).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .adapter import MISSING, FailOpen, Store, _failed_open, now_us
+from .redis import RedisStore
+from .scripts import run, versions
+from .scripts.packed import execute
+from .stamped import full_keys, read_generic
+
+__all__ = ["Pack", "PackedRead", "fill", "read"]
+
+#: Digits of a pointer's index: a pack holds at most 9,999 rows.
+_INDEX_DIGITS = 4
+
+
+@dataclass(frozen=True)
+class PackedRead:
+    """What :func:`read` found: per pointer, its pack (``slots``, 1-based; 0: none) and its index
+    in the pack (1-based); the decoded packs (``MISSING`` where absent or unreadable); the
+    counters (None when they could not be established: then nothing may be stored)."""
+
+    slots: list[int]
+    indexes: list[int]
+    packs: list[Any]
+    counters: list[int] | None
+
+
+@dataclass(frozen=True)
+class Pack:
+    """One pack to store: ``data`` is ``[shared_stamp, [[own stamp, row], ...]]``, its rows in the
+    order of ``pointer_keys`` / ``own_keys`` / ``own_stamps``."""
+
+    key: str
+    data: Any
+    pointer_keys: Sequence[str]
+    own_keys: Sequence[str]
+    own_stamps: Sequence[int]
+
+
+def read(
+    store: Store,
+    pointer_keys: Sequence[str],
+    counter_keys: Sequence[str],
+    counter_ttl: int,
+    *,
+    fail_open: FailOpen | None = None,
+) -> PackedRead:
+    """The pointers, their packs and the counters at one instant (missing counters created).
+
+    One script call on a single Redis server. An outage follows the read policy as
+    :meth:`Store.stamped_read` does (with ``fail_open``: nothing found, counters None).
+    """
+    if _scripted(store):
+        return _read_redis(store, pointer_keys, counter_keys, counter_ttl, fail_open)
+    cache = store.cache
+    found = store.call(
+        "get_many",
+        lambda: _read_generic(cache, pointer_keys, counter_keys, counter_ttl),
+        fallback=_failed_open(fail_open),
+    )
+    return _nothing(len(pointer_keys)) if found is None else found
+
+
+def fill(
+    store: Store,
+    packs: Sequence[Pack],
+    shared_keys: Sequence[str],
+    shared_stamp: Sequence[int],
+    ttl: int,
+    *,
+    fail_open: FailOpen | None = None,
+) -> None:
+    """Store ``packs`` (read under ``shared_stamp``) and their pointers for ``ttl`` seconds in one
+    round trip; on Redis fenced, in one script call (callers bound its size)."""
+    packs = [pack for pack in packs if pack.pointer_keys]
+    if not packs:
+        return
+    if max(len(pack.pointer_keys) for pack in packs) >= 10**_INDEX_DIGITS:
+        raise ValueError(f"a pack holds at most {10**_INDEX_DIGITS - 1} rows")
+    if _scripted(store):
+        _fill_redis(store, packs, shared_keys, shared_stamp, ttl, fail_open)
+        return
+    cache = store.cache
+    store.call("set_many", lambda: _fill_generic(cache, packs, ttl), fallback=_failed_open(fail_open))
+
+
+def _scripted(store: Store) -> bool:
+    return isinstance(store, RedisStore) and not store.cluster
+
+
+def _nothing(count: int) -> PackedRead:
+    return PackedRead([0] * count, [0] * count, [], None)
+
+
+def _read_redis(
+    store: Any,
+    pointer_keys: Sequence[str],
+    counter_keys: Sequence[str],
+    counter_ttl: int,
+    fail_open: FailOpen | None,
+) -> PackedRead:
+    """Pointers and counters in one ``MGET``, then the packs they name in another.
+
+    The packs need not be read at the same instant: a pack key is random and written once, so a
+    pointer names one content for as long as it can be read. The script (:data:`PACKED_READ`)
+    runs only when a counter is missing (it creates it): Lua's per-key work cost more than the
+    second round trip.
+    """
+    cache, client, count = store.cache, store.client, len(pointer_keys)
+    keys = full_keys(cache, [*pointer_keys, *counter_keys])
+    near = store._near_raws(cache, [*pointer_keys, *counter_keys], keys)
+    if near is not None and None not in near[count:]:
+        served = _from_near(store, near[:count], [int(item) for item in near[count:]])
+        if served is not None:
+            return served
+    guard = _failed_open(fail_open)
+    raw = store.call("get_many", lambda: execute(client, "MGET", *keys), fallback=guard)
+    if raw is None:
+        return _nothing(count)
+    if None in raw[count:]:
+        return _read_script(store, keys, count, counter_ttl, guard)
+    slots, indexes, names = _resolve(raw[:count])
+    payloads: list[Any] | None = []
+    if names:
+        payloads = store.call("get_many", lambda: execute(client, "MGET", *names), fallback=guard)
+    if payloads is None:
+        return _nothing(count)
+    return PackedRead(slots, indexes, store._decode_all(cache, payloads), [int(item) for item in raw[count:]])
+
+
+def _read_script(store: Any, keys: list[str], count: int, counter_ttl: int, guard: Any) -> PackedRead:
+    """:func:`read` in one script call that also creates the missing counters."""
+    client, args = store.client, [count, counter_ttl]
+    raw = store.call(
+        "get_many", lambda: run(client, versions.PACKED_READ, keys, args, packed=True), fallback=guard
+    )
+    if raw is None:
+        return _nothing(count)
+    slots, indexes, payloads, counters = raw
+    decoded = store._decode_all(store.cache, payloads)
+    return PackedRead(slots, indexes, decoded, [int(item) for item in counters])
+
+
+def _from_near(store: Any, pointers: list[Any], counters: list[int]) -> PackedRead | None:
+    """:func:`read` from the alias' near cache: the pointers there, then their packs (which live
+    in the pointers' namespace). None when the near cache stopped serving in between."""
+    slots, indexes, names = _resolve([None if raw is None else _text(raw) for raw in pointers])
+    payloads = store.cache.near.read(names, lambda fn: store.call("get_many", fn)) if names else []
+    if payloads is None:
+        return None
+    return PackedRead(slots, indexes, store._decode_all(store.cache, payloads), counters)
+
+
+def _fill_redis(
+    store: Any,
+    packs: Sequence[Pack],
+    shared_keys: Sequence[str],
+    shared_stamp: Sequence[int],
+    ttl: int,
+    fail_open: FailOpen | None,
+) -> None:
+    cache, client, encode = store.cache, store.client, store.codec.encode
+    shared = full_keys(cache, shared_keys)
+    keys: list[Any] = list(shared)
+    args: list[Any] = [ttl, len(shared), *shared_stamp]
+    written: list[str] = []
+    for pack in packs:
+        pairs = zip(pack.pointer_keys, pack.own_keys, strict=True)
+        names = [pack.key, *(key for pair in pairs for key in pair)]
+        full = full_keys(cache, names)
+        keys += full
+        written += [full[0], *full[1::2]]  # the pack and its pointers
+        args += [len(pack.pointer_keys), encode(pack.data), *pack.own_stamps]
+    try:
+        store.call(
+            "set_many",
+            lambda: run(client, versions.PACKED_FILL, keys, args, packed=True),
+            fallback=_failed_open(fail_open),
+        )
+    finally:
+        near = getattr(cache, "near", None)
+        if near is not None:
+            near.discard(written)
+
+
+def _read_generic(
+    cache: Any, pointer_keys: Sequence[str], counter_keys: Sequence[str], counter_ttl: int
+) -> PackedRead:
+    pointers, counters = read_generic(cache, pointer_keys, counter_keys, counter_ttl, now_us)
+    slots, indexes, names = _resolve([pointer if isinstance(pointer, str) else None for pointer in pointers])
+    found = cache.get_many(names) if names else {}
+    return PackedRead(slots, indexes, [found.get(name, MISSING) for name in names], counters)
+
+
+def _fill_generic(cache: Any, packs: Sequence[Pack], ttl: int) -> None:
+    """``set_many`` of the packs and every pointer, unfenced (the stamp check on read)."""
+    batch: dict[str, Any] = {}
+    for pack in packs:
+        batch[pack.key] = pack.data
+        for index, key in enumerate(pack.pointer_keys, start=1):
+            batch[key] = f"{index:0{_INDEX_DIGITS}d}{pack.key}"
+    cache.set_many(batch, timeout=ttl)
+
+
+def _resolve(pointers: Sequence[Any]) -> tuple[list[int], list[int], list[Any]]:
+    """Slots and indexes of ``pointers`` (str or bytes; as the read script answers them), and the
+    pack keys they name. Two comprehensions for well-formed pointers, a checked loop otherwise."""
+    digits = _INDEX_DIGITS
+    seen: dict[Any, int] = {}
+    try:
+        indexes = [0 if pointer is None else int(pointer[:digits]) for pointer in pointers]
+    except ValueError:
+        return _resolve_checked(pointers)
+    if (indexes and min(indexes) < 0) or indexes.count(0) != list(pointers).count(None):
+        return _resolve_checked(pointers)
+    slots = [
+        0 if pointer is None else seen.setdefault(pointer[digits:], len(seen) + 1) for pointer in pointers
+    ]
+    return slots, indexes, list(seen)
+
+
+def _resolve_checked(pointers: Sequence[Any]) -> tuple[list[int], list[int], list[Any]]:
+    """:func:`_resolve` one pointer at a time: anything but 4 digits and a key names no pack."""
+    slots: list[int] = []
+    indexes: list[int] = []
+    names: list[Any] = []
+    seen: dict[Any, int] = {}
+    for pointer in pointers:
+        head = None if pointer is None else pointer[:_INDEX_DIGITS]
+        index = int(head) if head is not None and head.isdigit() else 0
+        if index < 1:
+            slots.append(0)
+            indexes.append(0)
+            continue
+        name = pointer[_INDEX_DIGITS:]
+        slot = seen.get(name)
+        if slot is None:
+            names.append(name)
+            slot = seen[name] = len(names)
+        slots.append(slot)
+        indexes.append(index)
+    return slots, indexes, names
+
+
+def _text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)

@@ -1,0 +1,263 @@
+"""Scripts of version counters: ``Namespace`` versions, ORM counters and stamped entries, and the
+generation of ``clear()``.
+
+Every counter starts at the server's clock in microseconds (``TIME``), never at 1, and a bump
+sets it to ``max(current + 1, now)``: a counter that was evicted (or expired, or lost in a
+restart) restarts *above* every value it held before, so keys or stamps built with an old value
+never become current again (unless it was bumped more than a million times a second).
+"""
+
+from __future__ import annotations
+
+from . import Script
+from .clock import NOW_US, NOW_US_FUNCTION
+
+__all__ = [
+    "CLEAR_GENERATION",
+    "INCARNATION",
+    "PACKED_FILL",
+    "PACKED_READ",
+    "STAMPED_BUMP",
+    "STAMPED_FILL",
+    "STAMPED_FILL_MANY",
+    "STAMPED_READ",
+    "VERSIONED_GET",
+    "VERSION_BUMP",
+    "VERSION_CLOCK",
+    "VERSION_GET",
+]
+
+# Read a version counter, creating it at "now" when missing. ARGV ttl: ms, or '0' for none.
+_VERSION_INIT = (
+    "local function version_of(key, ttl) "
+    "  local v = redis.call('GET', key) "
+    "  if v then return v end " + NOW_US + "  if ttl == '0' then redis.call('SET', key, now, 'NX') "
+    "  else redis.call('SET', key, now, 'NX', 'PX', ttl) end "
+    "  return redis.call('GET', key) "
+    "end "
+)
+
+# KEYS: version key. ARGV: ttl ms|'0'.
+VERSION_GET = Script("version_get", _VERSION_INIT + "return version_of(KEYS[1], ARGV[1])")
+
+# Read a version counter and the server clock (microseconds) in one round trip. A version is
+# never below the server time of its last bump (bumps set max(current + 1, now)), so a caller
+# can tell whether the scope was bumped after a moment it measured. KEYS: version key.
+VERSION_CLOCK = Script(
+    "version_clock",
+    _VERSION_INIT + "local v = version_of(KEYS[1], ARGV[1]) "
+    "local c = redis.call('TIME') "
+    "return {v, c[1] .. string.sub('000000' .. c[2], -6)}",
+)
+
+# Bump: max(current + 1, now). Atomic, so concurrent bumps return distinct versions.
+VERSION_BUMP = Script(
+    "version_bump",
+    NOW_US + "local v = redis.call('GET', KEYS[1]) "
+    "if v and tonumber(v) >= tonumber(now) then return redis.call('INCR', KEYS[1]) end "
+    "if ARGV[1] == '0' then redis.call('SET', KEYS[1], now) "
+    "else redis.call('SET', KEYS[1], now, 'PX', ARGV[1]) end "
+    "return tonumber(now)",
+)
+
+# Read the version and the value stored under it in one round trip. ARGV: ttl, the full value
+# key built with a placeholder version, the placeholder's "v<digits>" segment. The value key is
+# derived inside the script, so this is for a single Redis server (two trips on Cluster).
+VERSIONED_GET = Script(
+    "versioned_get",
+    _VERSION_INIT + "local v = version_of(KEYS[1], ARGV[1]) "
+    "local i, j = string.find(ARGV[2], ARGV[3], 1, true) "
+    "local key = string.sub(ARGV[2], 1, i - 1) .. 'v' .. v .. string.sub(ARGV[2], j + 1) "
+    "return {v, redis.call('GET', key)}",
+)
+
+# Stamped entries (ORM rows and lists, page stamps): the entries and the counters they depend on
+# at one instant. KEYS: ARGV[1] entry keys, then counters. ARGV: number of entries, counter ttl
+# in seconds. Missing counters are created at "now" (the clock is read only when one is missing).
+STAMPED_READ = Script(
+    "stamped_read",
+    NOW_US_FUNCTION
+    + """
+local n = tonumber(ARGV[1])
+local out = redis.call('MGET', unpack(KEYS))
+local now = nil
+for i = n + 1, #KEYS do
+  if not out[i] then
+    now = now or now_us()
+    redis.call('SET', KEYS[i], now, 'EX', ARGV[2])
+    out[i] = now
+  end
+end
+return out
+""",
+)
+
+# Bump counters: each to max(current + 1, now), with a fresh ttl. KEYS: counters. ARGV: ttl (s).
+STAMPED_BUMP = Script(
+    "stamped_bump",
+    NOW_US
+    + """
+for _, key in ipairs(KEYS) do
+  local v = redis.call('GET', key)
+  if v and tonumber(v) >= tonumber(now) then redis.call('INCR', key)
+  else redis.call('SET', key, now) end
+  redis.call('EXPIRE', key, ARGV[1])
+end
+return #KEYS
+""",
+)
+
+# Store ARGV[2] under KEYS[1] for ARGV[1] seconds only if KEYS[2..] still hold ARGV[3..].
+STAMPED_FILL = Script(
+    "stamped_fill",
+    """
+for i = 2, #KEYS do
+  if redis.call('GET', KEYS[i]) ~= ARGV[i + 1] then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[1])
+return 1
+""",
+)
+
+# The opening of both fenced batch fills: store nothing unless every shared counter (the first
+# ARGV[2] keys) still holds its stamp; then walk the rest from KEYS[shared + 1], ARGV[shared + 3].
+_SHARED_STAMPS_HOLD = """local shared = tonumber(ARGV[2])
+for i = 1, shared do
+  if redis.call('GET', KEYS[i]) ~= ARGV[2 + i] then return 0 end
+end
+local stored, k, a = 0, shared + 1, shared + 3
+"""
+
+# Shared counters once, then per entry its own counter: store only where all still match.
+# KEYS: shared counters (ARGV[2] of them), then (entry key, own counter key) pairs.
+# ARGV: ttl, number of shared counters, their stamp values, then (own stamp, payload) pairs.
+STAMPED_FILL_MANY = Script(
+    "stamped_fill_many",
+    """
+"""
+    + _SHARED_STAMPS_HOLD
+    + """while k < #KEYS do
+  if redis.call('GET', KEYS[k + 1]) == ARGV[a] then
+    redis.call('SET', KEYS[k], ARGV[a + 1], 'EX', ARGV[1])
+    stored = stored + 1
+  end
+  k = k + 2
+  a = a + 2
+end
+return stored
+""",
+)
+
+# Packed rows (CachedRows): a pointer per row, "<index:04d><pack key>", names the pack holding it.
+# KEYS: ARGV[1] pointers, then counters (a row's own version per pointer, then the shared ones).
+# ARGV: number of pointers, counter ttl (s). Missing counters are created at "now" (as
+# STAMPED_READ). Returns {pack slot per pointer (0: none), index in its pack (1-based), the
+# distinct packs' payloads, the counters}. The pack keys come from the pointers (undeclared): a
+# single Redis server only, as VERSIONED_GET.
+PACKED_READ = Script(
+    "packed_read",
+    NOW_US_FUNCTION
+    + """
+local n = tonumber(ARGV[1])
+local pointers = redis.call('MGET', unpack(KEYS, 1, n))
+local counters = redis.call('MGET', unpack(KEYS, n + 1))
+local now = nil
+for i = 1, #counters do
+  if not counters[i] then
+    now = now or now_us()
+    redis.call('SET', KEYS[n + i], now, 'EX', ARGV[2])
+    counters[i] = now
+  end
+end
+local packs, slots, indexes, seen = {}, {}, {}, {}
+for i = 1, n do
+  local pointer = pointers[i]
+  local index = pointer and tonumber(string.sub(pointer, 1, 4))
+  if index and index >= 1 then
+    local key = string.sub(pointer, 5)
+    local slot = seen[key]
+    if not slot then
+      slot = #packs + 1
+      packs[slot] = key
+      seen[key] = slot
+    end
+    slots[i] = slot
+    indexes[i] = index
+  else
+    slots[i] = 0
+    indexes[i] = 0
+  end
+end
+local payloads = {}
+if #packs > 0 then payloads = redis.call('MGET', unpack(packs)) end
+return {slots, indexes, payloads, counters}
+""",
+)
+
+# Fenced fill of packs (rows read at one instant): nothing when a shared counter moved; else a
+# pointer for each row whose own counter still holds its stamp, and each pack a row points at.
+# KEYS: shared counters (ARGV[2] of them), then per pack: the pack, its (pointer, own counter)
+# pairs. ARGV: ttl (s), number of shared counters, their stamps, then per pack: its number of
+# rows, its payload, its rows' own stamps. Returns the number of rows stored.
+PACKED_FILL = Script(
+    "packed_fill",
+    """
+"""
+    + _SHARED_STAMPS_HOLD
+    + """while k <= #KEYS do
+  local pack, count, payload = KEYS[k], tonumber(ARGV[a]), ARGV[a + 1]
+  local any = false
+  k = k + 1
+  a = a + 2
+  for index = 1, count do
+    if redis.call('GET', KEYS[k + 1]) == ARGV[a] then
+      redis.call('SET', KEYS[k], string.format('%04d', index) .. pack, 'EX', ARGV[1])
+      stored = stored + 1
+      any = true
+    end
+    k = k + 2
+    a = a + 1
+  end
+  if any then redis.call('SET', pack, payload, 'EX', ARGV[1]) end
+end
+return stored
+""",
+)
+
+# A new server process (restart, possibly from an older snapshot, or a promoted replica) moves
+# the global ORM epoch. KEYS: incarnation key, global ORM epoch. ARGV: epoch ttl (s).
+# Returns 1 when it moved the epoch.
+INCARNATION = Script(
+    "incarnation",
+    "local run_id = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)') "
+    "local seen = redis.call('GET', KEYS[1]) "
+    "if seen == run_id then return 0 end "
+    "if not seen then redis.call('SET', KEYS[1], run_id) return 0 end "
+    + NOW_US
+    + "local g = redis.call('GET', KEYS[2]) "
+    "if g and tonumber(g) >= tonumber(now) then redis.call('INCR', KEYS[2]) "
+    "else redis.call('SET', KEYS[2], now) end "
+    "redis.call('EXPIRE', KEYS[2], ARGV[1]) "
+    "redis.call('SET', KEYS[1], run_id) "
+    "return 1",
+)
+
+# The generation of OPTIONS["clear"] = "generation". KEYS: the generation key. Read it
+# (created at "now" when missing), or with ARGV[1] = '1' advance it to max(current + 1, now).
+CLEAR_GENERATION = Script(
+    "clear_generation",
+    NOW_US
+    + """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+now = tonumber(now)
+if ARGV[1] == '1' then
+  current = math.max(current + 1, now)
+elseif current == 0 then
+  current = now
+else
+  return string.format('%.0f', current)
+end
+redis.call('SET', KEYS[1], string.format('%.0f', current))
+return string.format('%.0f', current)
+""",
+)

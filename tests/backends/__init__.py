@@ -1,0 +1,1 @@
+"""Tests of the Redis cache backend and its clients (src/cachewise/backends/)."""

@@ -1,0 +1,477 @@
+"""The near cache in one process: what it serves, when it refuses to, and its bounds.
+
+Real Redis (the session's embedded server, or a disposable one to kill), real threads. The
+cross-process promises are in tests/backends/test_near_processes.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from django.core.cache import caches
+from django.core.checks import run_checks
+from django.test import override_settings
+
+from cachewise import Namespace, get_or_compute
+from cachewise.backends.near import NearCache, NearSettings
+from cachewise.embedded import EmbeddedRedis
+from cachewise.exceptions import ConfigurationError
+from cachewise.monitoring.metrics import metrics
+from cachewise.resilience import reset_breakers
+from cachewise.testing import RedisServerInfo, isolated_caches
+
+READY = 5.0  # seconds a tracker may take to connect on a loaded machine
+
+
+def _alias() -> Any:
+    return caches["default"]
+
+
+def near_entry(entry: dict[str, Any], **near: Any) -> dict[str, Any]:
+    """``entry`` with ``OPTIONS["near_cache"]`` on (a dict of ``near``, or True)."""
+    return {**entry, "OPTIONS": {**(entry.get("OPTIONS") or {}), "near_cache": near or True}}
+
+
+@pytest.fixture(autouse=True)
+def _no_counts_left_behind() -> Iterator[None]:
+    """Leave no near/hit/miss counts for a later test's stats (they would move its hit rate)."""
+    yield
+    from cachewise.monitoring import aggregate
+
+    aggregate.aggregator.reset()  # metrics too
+
+
+@pytest.fixture
+def near_caches(cachewise_caches: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The test's caches with the near cache on for ``default``; trackers stopped after."""
+    configured = {**cachewise_caches, "default": near_entry(cachewise_caches["default"])}
+    with override_settings(CACHES=configured):
+        yield configured
+        near = _alias().near
+        if near is not None:
+            near.close()
+
+
+def ready_near() -> NearCache:
+    near: NearCache = _alias().near
+    assert near is not None
+    assert near.tracker.wait_ready(READY)
+    return near
+
+
+def full(key: str) -> str:
+    return str(caches["default"].make_and_validate_key(key))
+
+
+def held(key: str) -> bool:
+    return ready_near().lookup([full(key)]) is not None
+
+
+def test_get_is_served_from_process_memory_after_the_first_read(
+    near_caches: dict[str, Any], redis_client: Any
+) -> None:
+    cache: Any = caches["default"]
+    ready_near()
+    cache.set("flags:on", {"beta": True})
+    assert cache.get("flags:on") == {"beta": True}  # read from Redis, installed
+    before = redis_client.info("stats")["total_commands_processed"]
+    for _ in range(20):
+        assert cache.get("flags:on") == {"beta": True}
+    # INFO itself is the only command the server saw: the 20 reads never left the process.
+    assert redis_client.info("stats")["total_commands_processed"] == before + 1
+
+
+def test_a_caller_mutating_its_value_does_not_change_the_near_copy(near_caches: dict[str, Any]) -> None:
+    cache: Any = caches["default"]
+    ready_near()
+    cache.set("k", {"items": [1]})
+    cache.get("k")
+    cache.get("k")["items"].append(2)
+    assert cache.get("k") == {"items": [1]}
+
+
+def test_get_many_is_served_only_when_every_key_is_held(near_caches: dict[str, Any]) -> None:
+    cache: Any = caches["default"]
+    ready_near()
+    cache.set_many({"a": 1, "b": 2})
+    assert cache.get_many(["a", "b", "c"]) == {"a": 1, "b": 2}
+    assert all(held(key) for key in ("a", "b", "c"))  # "c" is held as absent
+    assert cache.get_many(["a", "b", "c"]) == {"a": 1, "b": 2}
+
+
+def test_a_write_by_another_connection_is_seen_by_the_next_read(
+    near_caches: dict[str, Any], redis_client: Any
+) -> None:
+    cache: Any = caches["default"]
+    ready_near()
+    cache.set("k", 1)
+    assert cache.get("k") == 1
+    assert held("k")
+    redis_client.set(full("k"), b"2")  # a raw int, as INCR leaves it
+    assert cache.get("k") == 2
+    redis_client.delete(full("k"))
+    assert cache.get("k") is None
+
+
+def test_own_writes_drop_the_near_copy_at_once(near_caches: dict[str, Any]) -> None:
+    cache: Any = caches["default"]
+    ready_near()
+    cache.set("k", 1)
+    writes: list[tuple[Callable[[], Any], Any]] = [
+        (lambda: cache.set("k", 2), 2),
+        (lambda: cache.incr("k"), 3),
+        (lambda: cache.delete("k"), None),
+        (lambda: cache.add("k", 4), 4),
+        (lambda: cache.set_many({"k": 5}), 5),
+        (lambda: cache.delete_many(["k"]), None),
+        (lambda: cache.get_or_set("k", 6), 6),
+    ]
+    for write, expected in writes:
+        cache.get("k")
+        write()
+        assert cache.get("k") == expected
+
+
+def test_clear_and_flushdb_empty_the_near_cache(near_caches: dict[str, Any], redis_client: Any) -> None:
+    cache: Any = caches["default"]
+    near = ready_near()
+    cache.set("k", 1)
+    cache.get("k")
+    cache.clear()
+    assert near.bytes == 0
+    assert cache.get("k") is None
+    cache.set("k", 1)
+    cache.get("k")
+    redis_client.flushdb()  # another process' FLUSHDB: a "every key" invalidation
+    assert cache.get("k") is None
+
+
+def test_a_read_racing_an_invalidation_never_installs_the_old_value(
+    near_caches: dict[str, Any], redis_client: Any
+) -> None:
+    """Forced interleaving: the reader's answer is on its way while the key changes."""
+    cache: Any = caches["default"]
+    near = ready_near()
+    cache.set("k", "old")
+    key = full("k")
+    fetched, go_on = threading.Event(), threading.Event()
+    got: list[Any] = []
+
+    def slow_guard(fn: Any) -> Any:
+        reply = fn()  # the old value, read from Redis
+        fetched.set()
+        go_on.wait(10)
+        return reply
+
+    reader = threading.Thread(target=lambda: got.append(near.read([key], slow_guard)))
+    reader.start()
+    assert fetched.wait(10)
+    redis_client.set(key, cache.encode("new"))  # another writer
+    deadline = time.monotonic() + 5
+    while key in near._pending and time.monotonic() < deadline:  # the message is applied...
+        near.usable()
+    go_on.set()  # ... before the stale answer lands
+    reader.join(10)
+    assert got
+    assert got[0] is not None
+    assert near.lookup([key]) is None  # but did not install it
+    assert cache.get("k") == "new"
+
+
+def test_a_dropped_tracking_connection_empties_the_cache_before_it_serves_again(
+    near_caches: dict[str, Any], redis_client: Any
+) -> None:
+    cache: Any = caches["default"]
+    near = ready_near()
+    cache.set("k", "old")
+    cache.get("k")
+    assert held("k")
+    for client in redis_client.client_list():
+        if "invalidate" in client.get("psub", "") or client.get("sub") == "1":
+            redis_client.client_kill_filter(_id=client["id"])
+    redis_client.set(full("k"), cache.encode("new"))  # written while nobody tracks for us
+    assert cache.get("k") == "new"
+    assert near.tracker.wait_ready(READY)
+    assert near.tracker.connects >= 2
+    assert cache.get("k") == "new"
+
+
+def test_an_open_breaker_empties_the_cache_and_bypasses_it(near_caches: dict[str, Any]) -> None:
+    cache: Any = caches["default"]
+    near = ready_near()
+    cache.set("k", 1)
+    cache.get("k")
+    assert near.bytes > 0
+    breaker = cache.resilience.breaker
+    try:
+        breaker.state = "open"
+        breaker._opened_at = time.monotonic()
+        assert not near.usable()
+        assert near.bytes == 0
+        assert not near._entries
+    finally:
+        reset_breakers()
+        breaker.reset()
+    assert cache.get("k") == 1
+
+
+def test_entries_live_no_longer_than_max_age_or_the_key_ttl(cachewise_caches: dict[str, Any]) -> None:
+    configured = {"default": near_entry(cachewise_caches["default"], max_age=0.3)}
+    with override_settings(CACHES=configured):
+        cache: Any = caches["default"]
+        near = ready_near()
+        try:
+            cache.set("forever", 1, None)
+            cache.set("short", 1, 0.15)
+            cache.get_many(["forever", "short"])
+            assert held("forever")
+            assert held("short")
+            time.sleep(0.2)
+            assert not held("short")
+            assert held("forever")
+            time.sleep(0.15)
+            assert not held("forever")  # max_age: the last resort
+        finally:
+            near.close()
+
+
+def test_memory_stays_within_the_byte_budget_least_recently_used_first(
+    cachewise_caches: dict[str, Any],
+) -> None:
+    configured = {"default": near_entry(cachewise_caches["default"], max_bytes=20_000, max_entry_bytes=4_000)}
+    with override_settings(CACHES=configured):
+        cache: Any = caches["default"]
+        near = ready_near()
+        try:
+            cache.set("big", "x" * 5_000)
+            cache.get("big")
+            assert not held("big")  # above max_entry_bytes: always read from Redis
+            cache.set_many({f"k{i}": "y" * 1_000 for i in range(40)})
+            for i in range(40):
+                cache.get(f"k{i}")
+                cache.get("k0")  # keep k0 recently used
+                assert near.bytes <= 20_000
+            assert held("k0")
+            assert held("k39")
+            assert not held("k1")
+            assert 0 < near.bytes <= 20_000
+        finally:
+            near.close()
+
+
+def test_namespaces_limit_which_keys_are_held(cachewise_caches: dict[str, Any]) -> None:
+    configured = {"default": near_entry(cachewise_caches["default"], namespaces=["flags"])}
+    with override_settings(CACHES=configured):
+        cache: Any = caches["default"]
+        near = ready_near()
+        try:
+            cache.set_many({"flags:a": 1, "other:a": 2})
+            assert cache.get("flags:a") == 1
+            assert cache.get("other:a") == 2
+            assert held("flags:a")
+            assert not held("other:a")
+        finally:
+            near.close()
+
+
+def test_get_or_compute_hits_and_namespace_versions_come_from_memory(
+    near_caches: dict[str, Any], redis_client: Any
+) -> None:
+    ready_near()
+    calls: list[str] = []
+
+    def compute(value: str) -> Any:
+        calls.append(value)
+        return value
+
+    assert get_or_compute("report", lambda: compute("v1"), ttl=60) == "v1"
+    assert get_or_compute("report", lambda: compute("v2"), ttl=60) == "v1"
+    scope = Namespace("near-test")
+    version = scope.version(7)
+    scope.version(7)
+    metrics.reset()
+    for _ in range(10):
+        assert get_or_compute("report", lambda: compute("v3"), ttl=60) == "v1"
+        assert scope.version(7) == version
+    counts = {key[0]: value for key, value in metrics.snapshot().items() if key[1] == "default"}
+    # value, lock and fence of the item, then the version: 4 keys a round, none read from Redis
+    assert counts.get("near_hit") == 40
+    assert "near_miss" not in counts
+    scope.bump(7)
+    assert scope.version(7) > version
+    assert calls == ["v1"]
+
+
+def test_async_reads_use_the_near_cache(near_caches: dict[str, Any], redis_client: Any) -> None:
+    cache: Any = caches["default"]
+    ready_near()
+
+    async def scenario() -> list[Any]:
+        await cache.aset("k", "v")
+        first = await cache.aget("k")
+        before = redis_client.info("stats")["total_commands_processed"]
+        again = [await cache.aget("k"), await cache.aget_many(["k"])]
+        after = redis_client.info("stats")["total_commands_processed"]
+        redis_client.set(full("k"), cache.encode("w"))
+        last = await cache.aget("k")
+        await cache.adisconnect()  # this loop's pool: asyncio.run closes the loop next
+        return [first, *again, after - before, last]
+
+    assert asyncio.run(scenario()) == ["v", "v", {"k": "v"}, 1, "w"]
+
+
+def test_counters_are_in_the_metrics(near_caches: dict[str, Any], redis_client: Any) -> None:
+    cache: Any = caches["default"]
+    ready_near()
+    metrics.reset()
+    cache.set("k", 1)
+    cache.get("k")
+    cache.get("k")
+    redis_client.set(full("k"), b"2")
+    cache.get("k")
+    counts = {key[0]: value for key, value in metrics.snapshot().items() if key[1] == "default"}
+    assert counts["near_hit"] == 1
+    assert counts["near_miss"] == 2
+    assert counts["near_invalidation"] == 1
+    assert counts["near_bytes"] == _alias().near.bytes > 0
+
+
+def test_a_forked_child_never_uses_the_parents_tracking_state(near_caches: dict[str, Any]) -> None:
+    cache: Any = caches["default"]
+    near = ready_near()
+    cache.set("k", "parent")
+    cache.get("k")
+    connects = near.tracker.connects
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        verdict = b"ok"
+        try:
+            child = _alias().near
+            if child.tracker._conn is not None or child._entries or child.tracker.ready():
+                verdict = b"inherited state"
+            elif not child.tracker.wait_ready(READY):
+                verdict = b"no tracking of its own"
+            else:
+                client = redis.Redis.from_url(near_caches["default"]["LOCATION"])
+                client.set(full("k"), cache.encode("child"))
+                if cache.get("k") != "child":
+                    verdict = b"stale in child"
+        except BaseException as exc:
+            verdict = repr(exc).encode()
+        os.write(write_end, verdict)
+        os._exit(0)
+    os.close(write_end)
+    _, status = os.waitpid(pid, 0)
+    verdict = os.read(read_end, 1000)
+    os.close(read_end)
+    assert verdict == b"ok"
+    assert status == 0
+    # The child closed only its copy of the socket: the parent's tracking is intact.
+    assert near.tracker.ready()
+    assert near.tracker.connects == connects
+    assert cache.get("k") == "child"
+
+
+def test_a_redis_restart_empties_the_cache_and_tracking_comes_back(
+    disposable_redis: EmbeddedRedis,
+) -> None:
+    server = RedisServerInfo(
+        disposable_redis.host, disposable_redis.port, 0, disposable_redis.url, disposable_redis
+    )
+    with isolated_caches(server) as configured:
+        entry = near_entry(configured["default"])
+        with override_settings(CACHES={"default": entry}):
+            cache: Any = caches["default"]
+            near = ready_near()
+            try:
+                cache.set("k", "old")
+                cache.get("k")
+                disposable_redis.restart()
+                client = redis.Redis.from_url(disposable_redis.url)
+                client.set(full("k"), cache.encode("new"))
+                assert cache.get("k") in ("new", None)  # a pooled socket may fail once: a miss
+                assert near.tracker.wait_ready(READY)
+                assert cache.get("k") == "new"
+            finally:
+                near.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("yes", "expected True, False or a dict"),
+        ({"max_bytes": 0}, "max_bytes"),
+        ({"max_age": -1}, "max_age"),
+        ({"namespaces": "flags"}, "namespaces"),
+        ({"size": 1}, "unknown keys"),
+    ],
+)
+def test_invalid_options_are_refused(value: Any, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        NearSettings.from_option(value)
+
+
+@pytest.mark.parametrize(
+    ("location", "options"),
+    [
+        ("redis+cluster://127.0.0.1:7000/0", {}),
+        ("redis+sentinel://127.0.0.1:26379/mymaster", {}),
+        ("redis://127.0.0.1:6379/0", {"replica_reads": True}),
+    ],
+)
+def test_e060_refuses_the_near_cache_where_it_cannot_be_consistent(
+    location: str, options: dict[str, Any]
+) -> None:
+    entry = {
+        "BACKEND": "cachewise.backends.redis.RedisCache",
+        "LOCATION": location,
+        "OPTIONS": {**options, "near_cache": True},
+    }
+    if options.get("replica_reads"):
+        entry["LOCATION"] = "redis+sentinel://127.0.0.1:26379/mymaster"
+    with override_settings(CACHES={"default": entry}):
+        ids = [message.id for message in run_checks(tags=["caches"])]
+        assert "cachewise.E060" in ids
+        assert "cachewise.E004" not in ids
+        with pytest.raises(ConfigurationError, match=r"cachewise\.E060"):
+            caches["default"].get("k")
+
+
+@pytest.mark.urls("tests.urls_monitoring")
+def test_near_counters_show_in_stats_metrics_and_the_dashboard(
+    near_caches: dict[str, Any], redis_client: Any, admin_client: Any
+) -> None:
+    from cachewise.monitoring import aggregate
+    from cachewise.monitoring.console import render_reports, to_text
+    from cachewise.monitoring.prometheus import render
+    from cachewise.monitoring.report import build_report
+
+    cache: Any = caches["default"]
+    near = ready_near()
+    aggregate.aggregator.reset()
+    metrics.reset()
+    cache.set("k", "v")
+    cache.get("k")
+    cache.get("k")
+    redis_client.set(full("k"), b"1")
+    cache.get("k")
+    report = build_report("default", pings=1)
+    assert report.total.near_hits == 1
+    assert report.total.near_misses == 2
+    assert report.total.near_invalidations == 1
+    assert report.total.near_bytes == near.bytes > 0
+    assert "near hits" in to_text(render_reports([report]))
+    exposition = render(["default"]).decode()
+    assert 'cachewise_near_hits_total{alias="default",namespace="-"} 1.0' in exposition
+    assert f'cachewise_near_bytes{{alias="default"}} {float(near.bytes)}' in exposition
+    page = admin_client.get("/cache/dashboard/").content.decode()
+    assert 'data-table="near"' in page
+    assert '<td data-field="near_hits">1</td>' in page

@@ -1,0 +1,1 @@
+"""Tests of Django system checks (src/cachewise/checks/)."""

@@ -1,0 +1,1 @@
+"""Tests of get_or_compute, @cached, stampede protection, Namespace (src/cachewise/compute/)."""

@@ -1,0 +1,1 @@
+"""Tests of Counter and its exactly-once flush (src/cachewise/counters/)."""

@@ -1,0 +1,1 @@
+"""Tests of metrics, Redis health, Prometheus and the dashboard (src/cachewise/monitoring/)."""

@@ -1,0 +1,1 @@
+"""Tests of ORM caching (src/cachewise/orm/)."""

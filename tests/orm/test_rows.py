@@ -1,0 +1,348 @@
+"""CachedRows: rows by primary key as plain dicts, one round trip, never a stale refill."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.core.cache import caches
+from django.core.exceptions import ImproperlyConfigured
+
+from cachewise.orm import CachedRows
+from cachewise.orm.invalidation import invalidate_rows
+from cachewise.orm.rows import RowCache
+from tests.testapp.models import Article, Author, Category
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _commands(redis_client: Any) -> dict[str, int]:
+    stats = redis_client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
+
+
+def _delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    # "info" itself is the only command the measurement adds.
+    return {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0) and k != "info"}
+
+
+@pytest.fixture
+def article() -> Article:
+    author = Author.objects.create(name="Ann")
+    category = Category.objects.create(name="News")
+    created: Article = Article.objects.create(title="First", slug="first", author=author, category=category)
+    return created
+
+
+def test_get_returns_plain_dict_of_the_fields_and_hits_without_a_query(
+    article: Article, django_assert_num_queries: Any
+) -> None:
+    with django_assert_num_queries(1):
+        row = Article.cached.get(article.pk)
+    assert row is not None
+    assert set(row) == {"id", "title", "slug", "author__name", "category_id", "updated_at"}
+    assert (row["id"], row["title"], row["author__name"]) == (article.pk, "First", "Ann")
+    with django_assert_num_queries(0):
+        assert Article.cached.get(article.pk) == row
+        assert Article.cached.get(str(article.pk)) == row  # pk normalised by the pk field
+
+
+def _pack_of(redis_client: Any, pk: Any) -> tuple[int, str, Any]:
+    """The pointer of row ``pk`` (its index, the pack key) and the decoded pack it points into."""
+    cache = caches["default"]
+    pointer = redis_client.get(cache.make_key(Article.cached.key(pk))).decode()
+    index, pack_key = int(pointer[:4]), pointer[4:]
+    return index, pack_key, cache.decode(redis_client.get(pack_key))  # type: ignore[attr-defined]
+
+
+def test_rows_are_stored_as_dicts_in_a_pack_behind_a_pointer(article: Article, redis_client: Any) -> None:
+    """A row's key points into a pack: ``[shared stamp, [[own version, dict], ...]]`` (plain values)."""
+    row = Article.cached.get(article.pk)
+    index, _, pack = _pack_of(redis_client, article.pk)
+    shared, rows = pack
+    assert all(isinstance(part, int) for part in shared)
+    own, stored = rows[index - 1]
+    assert isinstance(own, int)
+    assert type(stored) is dict
+    assert stored == row
+    assert not any(hasattr(value, "_meta") for value in stored.values())
+    assert row is not None
+    assert list(row) == ["id", "title", "slug", "author__name", "category_id", "updated_at"]
+    # The aware datetime is stored in UTC and comes back aware and equal.
+    assert row["updated_at"] == Article.objects.get(pk=article.pk).updated_at
+    assert row["updated_at"].utcoffset() is not None
+    assert Article.cached.get(article.pk) == row  # and again from the cache
+
+
+def test_one_fill_is_one_pack_and_a_refilled_row_leaves_the_others_in_it(
+    article: Article, redis_client: Any, django_assert_num_queries: Any
+) -> None:
+    made = Article.objects.bulk_create([Article(title=f"P{i}", author=article.author) for i in range(4)])
+    pks = [article.pk, *(a.pk for a in made)]
+    rows = Article.cached.get_many(pks)
+    packs = {_pack_of(redis_client, pk)[1] for pk in pks}
+    assert len(packs) == 1
+    invalidate_rows(Article, [made[1].pk])  # bumps that row's own version only
+    with django_assert_num_queries(1):
+        assert Article.cached.get_many(pks) == rows
+    assert _pack_of(redis_client, made[1].pk)[1] not in packs  # refilled alone, into a new pack
+    assert {_pack_of(redis_client, pk)[1] for pk in pks if pk != made[1].pk} == packs
+    with django_assert_num_queries(0):
+        assert Article.cached.get_many(pks) == rows
+
+
+def test_fill_of_a_row_invalidated_meanwhile_stores_no_pointer_for_it(
+    article: Article, redis_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fenced per row: the other rows of the fill are stored, the invalidated one is not."""
+    other = Article.objects.create(title="Other", author=article.author)
+    cache = caches["default"]
+    real_query = RowCache._query
+
+    def query_then_concurrent_write(self: RowCache, plan: Any, pks: list[Any]) -> Any:
+        old = real_query(self, plan, pks)
+        Article.objects.get(pk=article.pk).save()  # bumps article's own version after the read
+        return old
+
+    monkeypatch.setattr(RowCache, "_query", query_then_concurrent_write)
+    Article.cached.get_many([article.pk, other.pk])
+    assert redis_client.get(cache.make_key(Article.cached.key(article.pk))) is None
+    assert redis_client.get(cache.make_key(Article.cached.key(other.pk))) is not None
+
+
+def test_unreadable_pointers_and_packs_are_misses(
+    article: Article, redis_client: Any, django_assert_num_queries: Any
+) -> None:
+    cache = caches["default"]
+    row = Article.cached.get(article.pk)
+    pointer_key = cache.make_key(Article.cached.key(article.pk))
+    _, pack_key, _ = _pack_of(redis_client, article.pk)
+    for pointer in (b"garbage", b"0000" + pack_key.encode(), b"0099" + pack_key.encode(), b"-001x"):
+        redis_client.set(pointer_key, pointer)
+        with django_assert_num_queries(1):
+            assert Article.cached.get(article.pk) == row
+    redis_client.set(_pack_of(redis_client, article.pk)[1], b"not a pack")
+    with django_assert_num_queries(1):
+        assert Article.cached.get(article.pk) == row
+    with django_assert_num_queries(0):
+        assert Article.cached.get(article.pk) == row
+
+
+def test_key_carries_a_hash_of_the_field_list(article: Article) -> None:
+    other = RowCache(Article, ["id", "title"], ttl=60)
+    assert other.key(article.pk) != Article.cached.key(article.pk)
+    Article.cached.get(article.pk)
+    assert other.get(article.pk) == {"id": article.pk, "title": "First"}
+
+
+def test_missing_row_is_none_and_remembered_until_created(
+    article: Article, django_assert_num_queries: Any
+) -> None:
+    missing = article.pk + 100
+    with django_assert_num_queries(1):
+        assert Article.cached.get(missing) is None
+    with django_assert_num_queries(0):
+        assert Article.cached.get(missing) is None
+    Article.objects.create(pk=missing, title="Late", author=article.author)
+    with django_assert_num_queries(1):
+        row = Article.cached.get(missing)
+    assert row is not None
+    assert row["title"] == "Late"
+
+
+def test_get_many_one_query_for_misses_and_one_round_trip(
+    article: Article, django_assert_num_queries: Any, redis_client: Any
+) -> None:
+    more = [Article.objects.create(title=f"A{i}", author=article.author) for i in range(4)]
+    pks = [article.pk, *(a.pk for a in more), 999_999]
+    Article.cached.get(more[0].pk)
+    before = _commands(redis_client)
+    with django_assert_num_queries(1):
+        rows = Article.cached.get_many(pks)
+    assert set(rows) == set(pks) - {999_999}
+    assert rows[more[2].pk]["title"] == "A2"
+    # One MGET of pointers and counters; a counter was missing, so the read script (which creates
+    # it: three MGETs inside), then ONE fenced fill script for the five misses (no per-row command).
+    delta = _delta(before, _commands(redis_client))
+    assert (delta["evalsha"], delta["mget"]) == (1 + 1, 1 + 3)
+    before = _commands(redis_client)
+    with django_assert_num_queries(0):
+        assert Article.cached.get_many(pks) == rows
+    # Hits: the pointers and counters in one MGET, the packs they name in another; no script.
+    assert _delta(before, _commands(redis_client)) == {"mget": 2}
+
+
+def test_get_many_of_nothing_touches_nothing(django_assert_num_queries: Any) -> None:
+    with django_assert_num_queries(0):
+        assert Article.cached.get_many([]) == {}
+
+
+def test_fill_started_before_invalidation_is_not_served(
+    article: Article, monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
+) -> None:
+    real_query = RowCache._query
+
+    def query_then_concurrent_write(self: RowCache, plan: Any, pks: list[Any]) -> Any:
+        old = real_query(self, plan, pks)  # the reader has the old row in hand...
+        Article.objects.filter(pk=article.pk).update(title="Second")  # ...a write commits
+        return old  # ...and the reader stores the old row afterwards
+
+    monkeypatch.setattr(RowCache, "_query", query_then_concurrent_write)
+    assert Article.cached.get(article.pk)["title"] == "First"  # type: ignore[index]
+    monkeypatch.undo()
+    with django_assert_num_queries(1):
+        assert Article.cached.get(article.pk)["title"] == "Second"  # type: ignore[index]
+
+
+def test_to_many_fields_are_refused() -> None:
+    with pytest.raises(ImproperlyConfigured, match="to-many"):
+        RowCache(Author, ["name", "articles__title"], ttl=60).get(1)
+    with pytest.raises(ImproperlyConfigured, match="no field"):
+        RowCache(Author, ["nope"], ttl=60).get(1)
+
+
+def test_declaration_is_validated() -> None:
+    with pytest.raises(TypeError):
+        CachedRows(fields="title", ttl=60)
+    with pytest.raises(ValueError, match="positive"):
+        CachedRows(fields=["title"], ttl=0)
+
+
+def test_cache_outage_reads_from_the_database(
+    article: Article, settings: Any, disposable_redis: Any, django_assert_num_queries: Any
+) -> None:
+    from cachewise import caches_from_url
+
+    settings.CACHES = caches_from_url(disposable_redis.url, key_prefix="outage")
+    disposable_redis.kill()
+    with django_assert_num_queries(1):
+        row = Article.cached.get(article.pk)
+    assert row is not None
+    assert row["title"] == "First"
+
+
+@pytest.fixture(params=["django-redis", "locmem"])
+def other_backend(request: pytest.FixtureRequest, settings: Any, redis_server: Any) -> Iterator[str]:
+    """The same behaviour on Django's built-in RedisCache (Lua path) and LocMem (generic path)."""
+    if request.param == "locmem":
+        backend = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "orm-generic"}
+    else:
+        backend = {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_server.url,
+            "KEY_PREFIX": f"orm-django-{id(request)}",
+        }
+    settings.CACHES = {"default": backend}
+    yield request.param
+    caches["default"].clear()
+
+
+def test_other_backends_hit_invalidate_and_refuse_stale_fills(
+    other_backend: str, article: Article, monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
+) -> None:
+    with django_assert_num_queries(1):
+        Article.cached.get(article.pk)
+    with django_assert_num_queries(0):
+        assert Article.cached.get(article.pk)["title"] == "First"  # type: ignore[index]
+    article.title = "Second"
+    article.save()
+    with django_assert_num_queries(1):
+        assert Article.cached.get(article.pk)["title"] == "Second"  # type: ignore[index]
+    real_query = RowCache._query
+
+    def query_then_concurrent_write(self: RowCache, plan: Any, pks: list[Any]) -> Any:
+        old = real_query(self, plan, pks)
+        Article.objects.filter(pk=article.pk).update(title="Third")
+        return old
+
+    Author.objects.filter(pk=article.author_id).update(name="Bea")  # invalidates every row
+    monkeypatch.setattr(RowCache, "_query", query_then_concurrent_write)
+    assert Article.cached.get(article.pk)["title"] == "Second"  # type: ignore[index]
+    monkeypatch.undo()
+    with django_assert_num_queries(1):
+        assert Article.cached.get(article.pk)["title"] == "Third"  # type: ignore[index]
+
+
+def test_async_variants_read_through_the_same_cache(article: Article) -> None:
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    from cachewise.orm import acached_list
+
+    row = Article.cached.get(article.pk)
+    titles = Article.objects.values("title")
+
+    async def read() -> tuple[Any, Any, Any]:
+        try:
+            return (
+                await Article.cached.aget(article.pk),
+                await Article.cached.aget_many([article.pk]),
+                await acached_list(titles, ttl=60),
+            )
+        finally:
+            # The sync thread opened its own connection: close it, or it blocks dropping the test DB.
+            await sync_to_async(connections.close_all)()
+
+    one, many, listed = asyncio.run(read())
+    assert (one, many, listed) == (row, {article.pk: row}, [{"title": "First"}])
+
+
+def test_scripts_forgotten_by_the_server_are_loaded_again(
+    article: Article, redis_client: Any, django_assert_num_queries: Any
+) -> None:
+    Article.cached.get(article.pk)
+    redis_client.script_flush()  # as after a restart or failover
+    Article.objects.filter(pk=article.pk).update(title="Again")
+    redis_client.script_flush()
+    with django_assert_num_queries(1):
+        assert Article.cached.get(article.pk)["title"] == "Again"  # type: ignore[index]
+    redis_client.script_flush()
+    with django_assert_num_queries(0):
+        assert Article.cached.get(article.pk)["title"] == "Again"  # type: ignore[index]
+
+
+def test_get_many_of_several_chunks_queries_its_misses_once(
+    article: Article, django_assert_num_queries: Any, redis_client: Any
+) -> None:
+    """600 pks are two bounded reads (500 + 100) but ONE query for the misses, then the fills."""
+    made = Article.objects.bulk_create([Article(title=f"B{i}", author=article.author) for i in range(599)])
+    pks = [article.pk, *(a.pk for a in made)]
+    Article.cached.get_many([article.pk])  # scripts loaded (a read and a fill)
+    before = _commands(redis_client)
+    with django_assert_num_queries(1):
+        rows = Article.cached.get_many(pks)
+    assert len(rows) == 600
+    delta = _delta(before, _commands(redis_client))
+    assert delta["evalsha"] == 2 + 2, delta  # two reads, two fenced fills (one per chunk)
+    with django_assert_num_queries(0):
+        assert Article.cached.get_many(pks) == rows
+
+
+def test_near_cache_serves_rows_from_process_memory_and_sees_writes(
+    article: Article, cachewise_caches: dict[str, Any], redis_client: Any, django_assert_num_queries: Any
+) -> None:
+    """With ``OPTIONS["near_cache"]``, pointers, versions and packs come from process memory."""
+    from django.test import override_settings
+
+    entry = cachewise_caches["default"]
+    near_on = {**entry, "OPTIONS": {**(entry.get("OPTIONS") or {}), "near_cache": True}}
+    with override_settings(CACHES={**cachewise_caches, "default": near_on}):
+        near: Any = caches["default"].near  # type: ignore[attr-defined]
+        try:
+            assert near.tracker.wait_ready(5.0)
+            Article.cached.get(article.pk)  # filled
+            Article.cached.get(article.pk)  # read through the near cache
+            before = _commands(redis_client)
+            with django_assert_num_queries(0):
+                assert Article.cached.get(article.pk)["title"] == "First"  # type: ignore[index]
+            delta = _delta(before, _commands(redis_client))
+            assert not {"mget", "evalsha"} & set(delta), delta
+            article.title = "Second"
+            article.save()
+            with django_assert_num_queries(1):
+                assert Article.cached.get(article.pk)["title"] == "Second"  # type: ignore[index]
+        finally:
+            near.close()

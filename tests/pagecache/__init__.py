@@ -1,0 +1,1 @@
+"""Tests of the page cache, middleware and fragment cache (src/cachewise/pagecache/)."""

@@ -1,0 +1,1 @@
+"""Tests of the store layer (src/cachewise/store/)."""
