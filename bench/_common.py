@@ -1,4 +1,4 @@
-"""What every bench script shares: where its Redis is, and the peak-memory line its report ends with.
+"""What every bench script shares: where its Redis is, a throughput loop, a replica, the peak-memory line.
 
 Scripts run as ``python bench/<name>.py``, so this module is imported as ``_common``.
 """
@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 import resource
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 
 @contextmanager
@@ -27,3 +29,22 @@ def redis_url() -> Iterator[str]:
 def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
     """Peak resident memory of this process (or ``RUSAGE_CHILDREN``) in MiB (Linux reports KiB)."""
     return resource.getrusage(who).ru_maxrss / 1024
+
+
+def ops_per_second(fn: Callable[[int], Any], units: int, per_unit: int) -> float:
+    """Run ``fn(0) .. fn(units - 1)``, each call doing ``per_unit`` operations: operations per second."""
+    started = time.perf_counter()
+    for i in range(units):
+        fn(i)
+    return units * per_unit / (time.perf_counter() - started)
+
+
+def replicate(replica_url: str, primary_port: int) -> None:
+    """Make the server at ``replica_url`` a replica of the loopback primary; return once linked."""
+    import redis
+
+    client = redis.Redis.from_url(replica_url)
+    client.replicaof("127.0.0.1", primary_port)
+    while client.info("replication").get("master_link_status") != "up":
+        time.sleep(0.05)
+    client.close()

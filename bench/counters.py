@@ -7,7 +7,7 @@ hits all alike), on 100 ids:
 * raw INCR on the cachewise backend's client (bounded blocking pool, 0.5 s socket timeout)
 * raw EVALSHA of Counter's script on the raw client: the floor of a one-round-trip atomic
   incr-or-init (server-side Lua costs more than a bare INCR)
-* Counter.incr: one EVALSHA (INCRBY, and on the creating increment PEXPIRE + SADD to the index)
+* Counter.incr: one EVALSHA (INFO for the server's run, HINCRBY, SADD of the run on a new id)
 * playbook recipe: Django cache ``add(key, 0, ttl)`` then ``incr(key)`` through Django's RedisCache
 * raw pipelined INCR x100: one pipeline of 100 INCRs
 * Counter.incr_many x100: one script call carrying 100 increments
@@ -25,11 +25,10 @@ import argparse
 import random
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
-from _common import peak_rss_mb, redis_url
+from _common import ops_per_second, peak_rss_mb, redis_url
 
 IDS = 100
 BATCH = 100
@@ -66,7 +65,7 @@ def variants(url: str) -> dict[str, tuple[Callable[[int], Any], int]]:
     from cachewise import Counter
 
     client = redis.Redis.from_url(url)
-    counter = Counter("bench:views", ttl=3600)
+    counter = Counter("bench:views")
     django_cache = caches["django"]
 
     def recipe(i: int) -> None:
@@ -80,13 +79,13 @@ def variants(url: str) -> dict[str, tuple[Callable[[int], Any], int]]:
             pipe.incr(f"raw:{j % IDS}")
         pipe.execute()
 
-    from cachewise.redis_scripts import COUNTER_INCR
+    from cachewise.store.scripts.counts import COUNTER_INCR
 
     backend_client = caches["default"].get_client()
-    script = client.register_script(COUNTER_INCR)
+    script = client.register_script(COUNTER_INCR.source)
 
     def raw_script(i: int) -> None:
-        script(keys=[f"s:{i % IDS}", "s:index"], args=[1, 3600_000, str(i % IDS)])
+        script(keys=["{s}:~live:", "{s}:~lives"], args=[1, 0, str(i % IDS)])
 
     batch = dict.fromkeys(range(BATCH), 1)
     return {
@@ -98,13 +97,6 @@ def variants(url: str) -> dict[str, tuple[Callable[[int], Any], int]]:
         f"raw pipelined INCR x{BATCH}": (raw_pipeline, BATCH),
         f"Counter.incr_many x{BATCH}": (lambda i: counter.incr_many(batch), BATCH),
     }
-
-
-def measure(fn: Callable[[int], Any], units: int, per_unit: int) -> float:
-    started = time.perf_counter()
-    for i in range(units):
-        fn(i)
-    return units * per_unit / (time.perf_counter() - started)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in names:
                 fn, per_unit = table[name]
                 units = args.ops if per_unit == 1 else max(1, args.ops // 10)
-                results[name].append(measure(fn, units, per_unit))
+                results[name].append(ops_per_second(fn, units, per_unit))
         baseline = statistics.median(results["raw INCR"])
         print(
             f"counters: {args.rounds} rounds, {args.ops} single increments per variant per round, {IDS} ids"

@@ -1,5 +1,10 @@
 """Cache-hit cost: cachewise vs raw redis-py (GET + unpickle), Django's RedisCache and django-redis.
 
+``cachewise`` runs with its defaults, so values are signed (HMAC-SHA256 checked on every hit);
+``cachewise-unsigned`` is the same backend with ``OPTIONS["sign"] = False``, so the signing cost
+is the ratio of the two in the same run. ``cachewise-near`` reads through the near cache
+(``OPTIONS["near_cache"] = True``, docs/near-cache.md): hits from process memory.
+
 Measures a hit of a ~1 KB and a ~50 KB value, and ``get_many`` of 100 keys (~1 KB each), on the
 same Redis, in interleaved rounds (every variant runs once per round, in a shuffled order, so
 drift on a shared machine hits all of them alike). Prints the median per operation and the ratio
@@ -60,6 +65,9 @@ def cache_variant(name: str, backend: str, location: str, options: dict[str, Any
     from django.utils.module_loading import import_string
 
     cache = import_string(backend)(location, {"KEY_PREFIX": name.replace(" ", "-"), "OPTIONS": options or {}})
+    near = getattr(cache, "near", None)
+    if near is not None:  # OPTIONS["near_cache"]: serve once tracking is in force
+        assert near.tracker.wait_ready(10)
     cache.set("small", SMALL, None)
     cache.set("large", LARGE, None)
     keys = _keys("")
@@ -107,6 +115,12 @@ VARIANTS: dict[str, Callable[[str], Variant]] = {
         "django RedisCache", "django.core.cache.backends.redis.RedisCache", url
     ),
     "django-redis": lambda url: cache_variant("django-redis", "django_redis.cache.RedisCache", url),
+    "cachewise-unsigned": lambda url: cache_variant(
+        "cachewise unsigned", "cachewise.backends.redis.RedisCache", url, {"sign": False}
+    ),
+    "cachewise-near": lambda url: cache_variant(
+        "cachewise near", "cachewise.backends.redis.RedisCache", url, {"near_cache": True}
+    ),
     "cachewise-nometrics": lambda url: replace(
         cache_variant("cachewise metrics off", "cachewise.backends.redis.RedisCache", url), metrics=False
     ),
@@ -159,6 +173,20 @@ def _metrics_overhead(samples: Samples) -> None:
         print(f"{clock:<20}" + "".join(f"{ratio:>19.3f}x" for ratio in ratios))
 
 
+def _signing_overhead(samples: Samples) -> None:
+    """cachewise signed (the default) vs unsigned, same run: the cost of authenticating a hit."""
+    on, off = "cachewise", "cachewise unsigned"
+    if (on, OPERATIONS[0], "wall") not in samples or (off, OPERATIONS[0], "wall") not in samples:
+        return
+    print("\nsigning overhead (cachewise signed / cachewise unsigned, medians)")
+    for clock in ("wall", "cpu"):
+        ratios = [
+            statistics.median(samples[(on, op, clock)]) / statistics.median(samples[(off, op, clock)])
+            for op in OPERATIONS
+        ]
+        print(f"{clock:<20}" + "".join(f"{ratio:>19.3f}x" for ratio in ratios))
+
+
 def _cell(samples: Samples, name: str, operation: str, clock: str) -> str:
     median = statistics.median(samples[(name, operation, clock)])
     base = (
@@ -178,6 +206,7 @@ def report(variants: list[Variant], samples: Samples) -> None:
             cells = [_cell(samples, variant.name, op, clock) for op in OPERATIONS]
             print(f"{variant.name:<20}" + "".join(f"{cell:>20}" for cell in cells))
     _metrics_overhead(samples)
+    _signing_overhead(samples)
     print(f"\npeak RSS: {peak_rss_mb():.1f} MB")
 
 

@@ -26,7 +26,7 @@ def _setup(url: str) -> None:
     import django
     from django.conf import settings
 
-    from cachewise.config import caches_from_url
+    from cachewise.caches_url import caches_from_url
 
     settings.configure(INSTALLED_APPS=["cachewise"], CACHES=caches_from_url(url, key_prefix="bench-metrics"))
     django.setup()

@@ -9,7 +9,7 @@ Redis commands per operation (from ``INFO commandstats``) and peak RSS.
 * ``cached_list(qs)`` (hit; with and without ``key=``) vs ``list(qs)``, a 50-row ``values()`` list
 * ``article.save()`` with the invalidation receivers connected vs disconnected
 
-    .venv/bin/python bench/orm.py [--rounds 9] [--iterations 200]
+    .venv/bin/python bench/orm.py [--rounds 9] [--iterations 200] [--near]
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/cw_orm_bench .venv/bin/python bench/orm.py
 
 SQLite by default (a temporary file); PostgreSQL when ``DATABASE_URL`` is set (the database is
@@ -56,24 +56,32 @@ def _database(url: str | None, tmp: str) -> dict[str, Any]:
     return {"ENGINE": engine, "NAME": name, "USER": user, "HOST": host, "PORT": str(port)}
 
 
-def _setup(redis_url: str, tmp: str) -> None:
+def _setup(redis_url: str, tmp: str, near: bool = False) -> None:
     import django
     from django.conf import settings
 
     from cachewise import caches_from_url
 
+    caches = caches_from_url(redis_url, key_prefix=f"bench-orm-{os.getpid()}")
+    if near:  # OPTIONS["near_cache"] on the ORM's alias (docs/near-cache.md)
+        caches["default"]["OPTIONS"] = {**caches["default"].get("OPTIONS", {}), "near_cache": True}
     settings.configure(
         SECRET_KEY="bench",
         USE_TZ=True,
         INSTALLED_APPS=["django.contrib.contenttypes", "cachewise", "tests.testapp"],
         DATABASES={"default": _database(os.environ.get("DATABASE_URL"), tmp)},
-        CACHES=caches_from_url(redis_url, key_prefix=f"bench-orm-{os.getpid()}"),
+        CACHES=caches,
         DEFAULT_AUTO_FIELD="django.db.models.AutoField",
     )
     django.setup()
     from django.core.management import call_command
 
     call_command("migrate", run_syncdb=True, verbosity=0)
+    if near:
+        from django.core.cache import caches as handler
+
+        cache: Any = handler["default"]
+        assert cache.near.tracker.wait_ready(10)
 
 
 def _fill() -> list[int]:
@@ -193,9 +201,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--iterations", type=int, default=200)
+    parser.add_argument("--near", action="store_true", help="OPTIONS['near_cache'] on (docs/near-cache.md)")
     args = parser.parse_args()
     with redis_url() as url, tempfile.TemporaryDirectory() as tmp:
-        _setup(url, tmp)
+        _setup(url, tmp, near=args.near)
         import redis
         from django.db import connection
 
@@ -204,7 +213,8 @@ def main() -> None:
         rows = _bench_reads(pks, args.rounds, args.iterations, client)
         rows.append(_bench_save(pks, args.rounds, max(20, args.iterations // 4), client))
         runs = f"{args.rounds} rounds x {args.iterations} iterations"
-        print(f"database: {connection.vendor}; {runs}; medians (save: a quarter of the iterations)")
+        near = "; near cache on" if args.near else ""
+        print(f"database: {connection.vendor}; {runs}; medians (save: a quarter of the iterations){near}")
         header = ("operation", "cachewise", "baseline", "baseline time", "speed-up", "redis cmds/op")
         widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
         for row in [header, *rows]:

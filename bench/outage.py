@@ -7,6 +7,11 @@ view without a cache, and the same p99 for the requests served once the breaker 
 server, a dropped route); "killed" refuses connections.
 
     .venv/bin/python bench/outage.py [--seconds 8] [--pace 5] [--backends cachewise,django]
+                                     [--no-writes] [--readers 3] [--trials 3]
+
+Then (unless ``--no-writes``) an outage during writes: how long after the write returns (or the
+restarted Redis answers) until every reader process reads the committed data (see
+``_outage_writes``).
 
 Socket timeouts are cachewise's defaults (0.5 s read, 0.3 s connect) for every backend, so the
 comparison is about what each backend does with them.
@@ -138,8 +143,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--pace", type=float, default=5.0, help="milliseconds between requests")
     parser.add_argument("--backends", default="cachewise,django,django-redis")
+    parser.add_argument(
+        "--writes",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure an outage during writes (time until every process reads fresh data)",
+    )
+    parser.add_argument("--readers", type=int, default=3, help="reader processes for --writes")
+    parser.add_argument("--trials", type=int, default=3, help="trials per --writes scenario")
     args = parser.parse_args(argv)
-    _setup_django()
+    if not args.writes:
+        _setup_django()
+        latency_table(args)
+    else:
+        import _outage_writes
+
+        with _outage_writes.session(args.readers) as (bench, pk):
+            latency_table(args)
+            _outage_writes.report(bench, pk, args.trials)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"peak RSS: {rss_mb:.1f} MB (largest child process {children_mb:.1f} MB)")
+    return 0
+
+
+def latency_table(args: argparse.Namespace) -> None:
+    """The request latency table: every backend with Redis killed, then blackholed."""
     from cachewise.embedded import EmbeddedRedis
 
     pace = args.pace / 1000
@@ -166,9 +195,6 @@ def main(argv: list[str] | None = None) -> int:
             )
         finally:
             hole.close()
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS: {rss_mb:.1f} MB")
-    return 0
 
 
 if __name__ == "__main__":

@@ -138,7 +138,8 @@ def _prepare(variant: str, key: str, start: float) -> None:
     """Make the key expired (or, for stale_ttl, expired but still stored) before ``start``."""
     from django.core.cache import caches
 
-    from cachewise.store import Entry, get_store
+    from cachewise.store.adapter import Entry
+    from cachewise.store.choice import get_store
 
     caches["django"].delete(key)
     store = get_store()

@@ -8,14 +8,18 @@ Serves ``bench/views_site.py`` with Gunicorn (2 sync workers, Django's default m
 * ``list``: 50 articles with their author through a template, uncached (SQLite)
 * ``django``: the list under Django's ``cache_page`` on Django's built-in ``RedisCache``
 * ``django-cw-backend``: Django's ``cache_page`` on cachewise's backend
-* ``cachewise``: the list under ``cachewise.decorators.cache_page``
+* ``cachewise``: the list under ``cachewise.decorators.cache_page`` (data dependencies tracked)
+* ``cachewise-untracked``: the same with ``track_queries=False``
+
+Then, in process: the CPU of one hit of each page-cache variant (no HTTP), and the render cost of
+tracking (the list view rendered with and without a dependency tracker).
 
 Rounds are interleaved (every variant once per round, shuffled); prints the median req/s and p99
 per variant, the server CPU (Gunicorn workers + Redis, from /proc) per request, the ratios
 cachewise/django and cachewise/trivial of both, and peak RSS. On a loaded machine req/s swings
 with the neighbours; CPU per request does not, so capacity ratios are the steadier figure::
 
-    .venv/bin/python bench/views.py [--seconds 2] [--rounds 7] [--clients 2] [--threads 2]
+    .venv/bin/python bench/views.py [--seconds 2] [--rounds 7] [--clients 2] [--threads 2] [--near]
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = ("trivial", "list", "django", "django-cw-backend", "cachewise")
+VARIANTS = ("trivial", "list", "django", "django-cw-backend", "cachewise", "cachewise-untracked")
 
 
 def _load_worker(args: tuple[int, str, int, float]) -> list[float]:
@@ -191,11 +195,84 @@ def _report(results: dict[str, list[Result]]) -> None:
         f"\ncachewise / uncached list:     {med['cachewise'] / med['list']:.1f}x req/s, "
         f"{cpu['list'] / cpu['cachewise']:.1f}x capacity"
     )
+    tracked, untracked = "cachewise", "cachewise-untracked"
+    print(
+        f"tracked / untracked hit:       {med[tracked] / med[untracked]:.2f}x req/s, "
+        f"{cpu[untracked] / cpu[tracked]:.2f}x capacity (target >= 0.9)"
+        f"\ntracked / django cache_page:   {med[tracked] / med['django']:.2f}x req/s, "
+        f"{cpu['django'] / cpu[tracked]:.2f}x capacity (target >= 1.2)"
+    )
     per_round = ", ".join(f"{r[0]:.0f}" for r in results["cachewise"])
     print(f"cachewise req/s per round: {per_round}")
     print(
         "capacity = inverse of the server CPU (2 Gunicorn workers + Redis) per request: robust to "
         "other load on the machine, unlike req/s"
+    )
+
+
+def _hit_cpu(rounds: int = 40, calls: int = 100) -> str:
+    """Median CPU microseconds of one page hit in process (the view called directly, no HTTP).
+
+    The server's share of a hit without Gunicorn, the HTTP parsing and the middleware stack,
+    which every variant pays alike and which dilute the differences in the figures above.
+    """
+    from django.test import RequestFactory
+    from django.urls import resolve
+
+    factory = RequestFactory(HTTP_HOST="127.0.0.1")
+    paths = ("/cachewise/", "/cachewise-untracked/", "/django/")
+    views = {path: (resolve(path).func, factory.get(path)) for path in paths}
+    samples: dict[str, list[float]] = {path: [] for path in paths}
+    for _ in range(rounds):
+        for path, (view, request) in views.items():
+            started = time.process_time()
+            for _ in range(calls):
+                view(request)
+            samples[path].append((time.process_time() - started) / calls * 1e6)
+    cpu = {path: statistics.median(values) for path, values in samples.items()}
+    tracked, untracked, django = (cpu[path] for path in paths)
+    return (
+        f"hit CPU in process (median of {rounds} x {calls}): tracked {tracked:.0f} us, untracked "
+        f"{untracked:.0f} us, Django's cache_page {django:.0f} us; tracked/untracked throughput "
+        f"{untracked / tracked:.2f}x, tracked/Django {django / tracked:.2f}x"
+    )
+
+
+def _render_cost(renders: int = 200) -> str:
+    """Median CPU microseconds of one list render: plain, tracked cold, tracked warm (interleaved).
+
+    CPU time of this process (``time.process_time``), which the neighbours' load moves far less
+    than wall time; the wait for Redis in the cold case is not in it (one loopback round trip).
+
+    *Cold*: no version known, so the tracker reads its tables' versions (one round trip), as the
+    first fill of a page does. *Warm*: the versions were read by the hit attempt that found the
+    page stale (a refill after a write), so tracking costs only the query wrapper's work.
+    """
+    from bench.views_site import article_list
+    from django.test import RequestFactory
+
+    from cachewise.pagecache.tracking import Tracker, install_all, track
+
+    request = RequestFactory().get("/list/")
+    install_all()
+    with track(Tracker({}, (), automatic=True)) as first:
+        article_list(request)
+    known = dict(first.known)
+    times: dict[str, list[float]] = {"plain": [], "cold": [], "warm": []}
+    for _ in range(renders):
+        for kind, samples in times.items():
+            started = time.process_time()
+            if kind == "plain":
+                article_list(request)
+            else:
+                with track(Tracker(known if kind == "warm" else {}, (), automatic=True)):
+                    article_list(request)
+            samples.append(time.process_time() - started)
+    plain, cold, warm = (statistics.median(times[kind]) * 1e6 for kind in ("plain", "cold", "warm"))
+    return (
+        f"render of the list (CPU, in process, median of {renders}): {plain:.0f} us plain; tracked "
+        f"{warm:.0f} us with versions known (+{warm - plain:.0f} us, {warm / plain:.2f}x), "
+        f"{cold:.0f} us reading them (+{cold - plain:.0f} us, {cold / plain:.2f}x)"
     )
 
 
@@ -205,7 +282,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--clients", type=int, default=2, help="client processes")
     parser.add_argument("--threads", type=int, default=2, help="threads per client process")
+    parser.add_argument("--near", action="store_true", help="OPTIONS['near_cache'] on the default alias")
     args = parser.parse_args()
+    if args.near:
+        os.environ["CW_BENCH_NEAR"] = "1"  # read by bench/views_site.py in every Gunicorn worker
     sys.path[:0] = [str(ROOT), str(ROOT / "src")]
     from cachewise.embedded import EmbeddedRedis, free_port
 
@@ -237,7 +317,11 @@ def main() -> None:
                     )
                 cpu_us = (_cpu_seconds(pids) - cpu_before) / max(total, 1) * 1e6
                 results[variant].append((rps, p99, cpu_us))
+        render_cost = _render_cost()
+        hit_cpu = _hit_cpu()
     _report(results)
+    print(hit_cpu)
+    print(render_cost)
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS: bench process {own:.0f} MiB; largest child process {children:.0f} MiB")

@@ -61,11 +61,13 @@ DATABASES = {
 
 
 def _caches() -> dict[str, Any]:
-    from cachewise.config import caches_from_url
+    from cachewise.caches_url import caches_from_url
 
     url = os.environ.get("CW_BENCH_REDIS_URL", "redis://127.0.0.1:1/0")
     prefix = os.environ.get("CW_BENCH_PREFIX", "cwbench")
     caches = caches_from_url(url, key_prefix=prefix)
+    if os.environ.get("CW_BENCH_NEAR"):  # bench/views.py --near: docs/near-cache.md
+        caches["default"]["OPTIONS"] = {**caches["default"].get("OPTIONS", {}), "near_cache": True}
     # Django's built-in Redis backend on the same server: what cache_page users run today.
     caches["django"] = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -105,6 +107,7 @@ def _urls() -> list[Any]:
         path("django/", django_cache_page(300, cache="django")(article_list)),
         path("django-cw-backend/", django_cache_page(300, cache="default")(article_list)),
         path("cachewise/", cache_page(300)(article_list)),
+        path("cachewise-untracked/", cache_page(300, track_queries=False)(article_list)),
     ]
 
 
