@@ -27,6 +27,7 @@ from __future__ import annotations
 from django.core.exceptions import ImproperlyConfigured
 
 __all__ = [
+    "OUTAGE_ERRORS",
     "CacheNotConfiguredError",
     "CacheServerError",
     "CacheUnavailableError",
@@ -99,6 +100,14 @@ class SignatureError(SerializationError):
 
 class LockError(CachewiseError):
     """A single-flight lock could not be acquired, or was lost before release."""
+
+
+#: What "the cache could not be reached" looks like to a caller that fails open on it (page and
+#: fragment caching): cachewise's own translated error (``CircuitOpenError`` included), or the
+#: ``OSError`` (refused, reset, timed out) a backend other than cachewise's lets through, as Django's
+#: memcached backends do. Server errors (``CacheServerError``), bad values and bugs are not in it:
+#: they propagate, whatever fails open.
+OUTAGE_ERRORS: tuple[type[Exception], ...] = (CacheUnavailableError, OSError)
 
 
 def translate_redis_error(exc: BaseException) -> CachewiseError:

@@ -38,6 +38,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django.utils.cache import patch_cache_control
 
 from .conf import conf
+from .exceptions import OUTAGE_ERRORS
 from .pagecache.key import KeyPolicy
 from .pagecache.rules import cache_control_directives, credential_header_sent
 from .pagecache.serve import PageCache, PagePolicy, log_failure
@@ -156,7 +157,7 @@ class UpdateCacheMiddleware(_Middleware):
         alias, keys = stored
         try:
             caches[alias].delete_many(list(keys))
-        except Exception as exc:  # fail open: the entry expires with its timeout
+        except OUTAGE_ERRORS as exc:  # unreachable now: see docs/guarantees.md (pages)
             log_failure(alias, exc)
 
     @staticmethod
@@ -164,5 +165,5 @@ class UpdateCacheMiddleware(_Middleware):
         alias, keys = stored
         try:
             await caches[alias].adelete_many(list(keys))
-        except Exception as exc:  # fail open: the entry expires with its timeout
+        except OUTAGE_ERRORS as exc:  # unreachable now: see docs/guarantees.md (pages)
             log_failure(alias, exc)

@@ -42,7 +42,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 from django.apps import apps
 from django.core.cache import InvalidCacheBackendError
+from django.core.exceptions import SynchronousOnlyOperation
 from django.db import DatabaseError, connections, router, transaction
+from django.db import Error as DatabaseFailure
 
 from .conf import conf
 from .exceptions import CacheServerError, CacheUnavailableError
@@ -120,7 +122,8 @@ def tick(*, force: bool = False) -> bool:
         state.next_due = now + conf.RECOVERY_INTERVAL
         try:
             done = all(check() for check in list(_restart_checks)) and _apply_recorded(state)
-        except Exception as exc:  # a check must never fail the read it runs before
+        except (DatabaseFailure, LookupError) as exc:  # the database down, the app not migrated
+            # or not installed: a check must never fail the read it runs before
             _database_unavailable(state, exc)
             return True
         if not done:
@@ -186,15 +189,22 @@ def _apply_recorded(state: _State) -> bool:
     connection = connections[db]
     table = connection.ops.quote_name(model._meta.db_table)
     nested = connection.in_atomic_block
+    # The driver module's base error (PEP 249), e.g. sqlite3.Error or psycopg.Error: a raw
+    # DB-API cursor raises these unwrapped.
+    driver_error: type[Exception] = connection.Database.Error  # type: ignore[attr-defined]
     try:
         cursor, opened = _raw_cursor(db)
         if cursor is None:
             return True
-    except Exception as exc:  # a raw DB-API cursor raises its driver's own errors; never fail the read
+    except (DatabaseFailure, driver_error, SynchronousOnlyOperation, RuntimeError) as exc:
+        # The database cannot be used here and now: down (Django's or the driver's own errors,
+        # the raw DB-API cursor), an event loop's thread (SynchronousOnlyOperation: the next
+        # sync read polls), or a test without database access (pytest-django's RuntimeError).
+        # Never fail the read this runs before.
         _database_unavailable(state, exc)
         return True
     try:
-        return _poll(cursor, table, nested, state)
+        return _poll(cursor, table, nested, state, driver_error)
     finally:
         cursor.close()
         if opened and not connection.in_atomic_block:
@@ -203,7 +213,7 @@ def _apply_recorded(state: _State) -> bool:
             connection.close()
 
 
-def _poll(cursor: Any, table: str, nested: bool, state: _State) -> bool:
+def _poll(cursor: Any, table: str, nested: bool, state: _State, driver_error: type[Exception]) -> bool:
     if nested:
         cursor.execute("SAVEPOINT cachewise_recovery")
     try:
@@ -218,7 +228,7 @@ def _poll(cursor: Any, table: str, nested: bool, state: _State) -> bool:
                 len(applied),
                 ", ".join(sorted({f"{row[1]}/{row[2]}" for row in rows if int(row[0]) in applied})),
             )
-    except Exception as exc:  # the driver's own errors (a raw cursor); never fail the read it runs before
+    except driver_error as exc:  # the raw cursor raises its driver's own errors; never fail the read
         if nested:
             cursor.execute("ROLLBACK TO SAVEPOINT cachewise_recovery")
         _database_unavailable(state, exc)

@@ -214,7 +214,7 @@ class Breaker:
             for hook in list(self.on_open):
                 try:
                     hook(self)
-                except Exception:  # a watcher that cannot start must not fail the caller's request
+                except RuntimeError:  # no thread for the watcher: the breaker's own probe still runs
                     logger.exception("cache %r: could not start the failover watcher", self.label)
 
 

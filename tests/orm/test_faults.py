@@ -10,6 +10,7 @@ again) no reader may see the old data through rows, lists, ``depends_on`` fragme
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import os
 import tempfile
@@ -23,7 +24,7 @@ from django.core.cache import caches
 from django.db import connection, transaction
 from django.test import override_settings
 
-from cachewise import Namespace
+from cachewise import Namespace, recovery
 from cachewise.embedded import EmbeddedRedis
 from cachewise.exceptions import CacheUnavailableError
 from cachewise.orm import cached_list, invalidation
@@ -135,6 +136,32 @@ def test_invalidation_recorded_by_a_writer_that_forgot_it_is_applied_by_another_
     invalidation._escalate.clear()  # what a writer that exits takes with it
     assert child.read_all(article_pk, author_pk) == ("new", "new", "new", "new", None)
     assert _records() == 0  # applied, then deleted
+
+
+def test_a_check_on_an_event_loop_leaves_the_records_to_a_sync_read(
+    redis_server: RedisServerInfo, cachewise_caches: dict[str, Any]
+) -> None:
+    """An async view's cache read runs the check on the event loop, where Django refuses the
+    database (SynchronousOnlyOperation): the read is served, and the records stay for the next
+    read made where the database can be used."""
+    article_pk, _ = _warm()
+    with TcpProxy(redis_server.port) as proxy:
+        proxy.blackhole()
+        with (
+            override_settings(CACHES=_via(cachewise_caches, proxy.url_for(0))),
+            pytest.raises(CacheUnavailableError),
+        ):
+            Namespace("faults").bump(article_pk)
+    pending = _records()
+    assert pending > 0
+
+    async def read_on_the_loop() -> bool:
+        return recovery.tick(force=True)
+
+    assert asyncio.run(read_on_the_loop()) is True  # nothing raised into the async view
+    assert _records() == pending
+    recovery.tick(force=True)
+    assert _records() == 0
 
 
 def test_write_inside_a_transaction_while_the_cache_is_known_down_is_recorded_with_the_write(

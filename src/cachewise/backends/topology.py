@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 from redis.backoff import NoBackoff
-from redis.exceptions import MaxConnectionsError
+from redis.exceptions import MaxConnectionsError, RedisError
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
@@ -112,8 +112,10 @@ class _Watcher:
                 watched = list(self._watched)
             try:
                 self.probe(watched)
-            except Exception as exc:  # a sentinel or node still down: look again later
+            except (RedisError, OSError) as exc:  # a sentinel or node still down: look again later
                 logger.debug("%s: topology probe failed: %s", self.name, exc)
+            except Exception:  # a bug in a probe: said loudly, and the watcher goes on watching
+                logger.exception("%s: topology probe failed", self.name)
             time.sleep(WATCH_INTERVAL)
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from django.db import Error as DatabaseFailure
 from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 
@@ -218,7 +219,7 @@ def _committed_after_all(flush: _Flush, batch: PendingBatch, exc: BaseException)
     try:
         connections[flush.db].close()  # the failed commit left it unusable or closed
         found = _recorded(flush, batch)
-    except Exception:
+    except DatabaseFailure:  # the database is still unreachable: the recovery looks again later
         logger.warning(
             "counter %r: batch %s: commit failed (%s); it stays pending", name, batch.batch_id, exc
         )

@@ -31,6 +31,7 @@ from django.utils.cache import patch_cache_control, patch_response_headers, patc
 from cachewise.compute.api import NoStore, acompute_missing, compute_missing
 from cachewise.compute.stampede import Capped, StampedeMode
 from cachewise.conf import conf
+from cachewise.exceptions import OUTAGE_ERRORS
 from cachewise.monitoring.metrics import record
 from cachewise.signals import cache_bypassed
 from cachewise.store.fill_budget import FillBudget
@@ -170,7 +171,7 @@ class PageCache:
         run.outage, token = watch()
         try:
             return self._lookup(request, get_response, run, key)
-        except Exception as exc:
+        except OUTAGE_ERRORS as exc:  # fail open; a server error (WRONGTYPE, OOM) propagates
             if run.view_raised:
                 raise
             log_failure(self.alias(), exc)
@@ -264,7 +265,7 @@ class PageCache:
         run.outage, token = watch()
         try:
             return await self._alookup(request, get_response, run, key)
-        except Exception as exc:
+        except OUTAGE_ERRORS as exc:  # fail open; a server error (WRONGTYPE, OOM) propagates
             if run.view_raised:
                 raise
             log_failure(self.alias(), exc)

@@ -44,6 +44,7 @@ from django.db.backends.signals import connection_created
 
 from cachewise.compute.namespace import Namespace
 from cachewise.conf import conf
+from cachewise.exceptions import OUTAGE_ERRORS
 from cachewise.orm import generations, observe, txn
 from cachewise.orm.deps import label_of
 
@@ -117,7 +118,7 @@ class Tracker:
         if unknown:
             try:
                 self.known.update(stamp.establish_versions(unknown))
-            except Exception:  # fail open: serve the render, do not store it
+            except OUTAGE_ERRORS:  # fail open: serve the render, do not store it
                 self.unstorable = "versions-unavailable"
 
     def add(self, deps: Iterable[Dep]) -> None:
@@ -129,7 +130,7 @@ class Tracker:
         if unknown:
             try:
                 self.known.update(stamp.read_versions(unknown))
-            except Exception:  # fail open: serve the render, do not store it
+            except OUTAGE_ERRORS:  # fail open: serve the render, do not store it
                 self.unstorable = self.unstorable or "versions-unavailable"
                 return
         self.deps.update(dict.fromkeys(new))

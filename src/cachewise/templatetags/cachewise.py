@@ -23,12 +23,11 @@ from django.utils.safestring import SafeString, mark_safe
 
 from cachewise.compute.api import NoStore, get_or_compute
 from cachewise.compute.namespace import Namespace
-from cachewise.exceptions import ConfigurationError
+from cachewise.exceptions import OUTAGE_ERRORS
 from cachewise.monitoring.metrics import record
 from cachewise.pagecache.fragments import (
     NAMESPACE,
     Check,
-    DependsOnError,
     ScopedNamespace,
     fragment_key,
     resolve,
@@ -114,9 +113,7 @@ class CacheNode(template.Node):
             if outage.seen:  # the fill failed open: rendered, not stored
                 record("bypass:cache-unavailable", alias, NAMESPACE)
             return mark_safe(html)
-        except (DependsOnError, ConfigurationError):
-            raise
-        except Exception as exc:
+        except OUTAGE_ERRORS as exc:  # fail open; a server error (WRONGTYPE, OOM) propagates
             if failed:
                 raise
             log_failure(alias, exc)
