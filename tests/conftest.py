@@ -75,3 +75,32 @@ def backend(
 
 #: django-redis' own suite runs in processes of its own (tests/django_redis_suite/run_suite.py).
 collect_ignore = ["django_redis_suite"]
+
+#: Fixtures through which a test reaches the database (pytest-django's, and the live server's).
+_DATABASE_FIXTURES = frozenset(
+    {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback", "live_server"}
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--database-tests-only",
+        action="store_true",
+        help="run only the tests that use the database (the PostgreSQL pass of .ci/run: a test "
+        "pytest-django does not let near the database gives the same result on any database)",
+    )
+
+
+def uses_database(item: pytest.Item) -> bool:
+    """True when pytest-django lets ``item`` use the database (its mark, or a database fixture)."""
+    if item.get_closest_marker("django_db") is not None:
+        return True
+    return bool(_DATABASE_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--database-tests-only"):
+        return
+    selected = [item for item in items if uses_database(item)]
+    config.hook.pytest_deselected(items=[item for item in items if not uses_database(item)])
+    items[:] = selected

@@ -11,7 +11,11 @@ bumps and increments confirmed by the replica on Sentinel). Timing figures are i
 
 from __future__ import annotations
 
+import pytest
+
 from tests.failover_load import FailoverRun, run_failover
+
+pytestmark = pytest.mark.slow  # processes under load through a failover: main CI pass only
 
 
 def _assert_promises(run: FailoverRun) -> None:
