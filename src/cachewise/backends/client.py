@@ -110,7 +110,7 @@ class RedisCacheClient:
             return default
         try:
             return self._fast_decode(raw)
-        except Exception:  # unreadable or unauthenticated: decode() reports it, a miss
+        except Exception:  # noqa: BLE001 - unreadable or unauthenticated: decode() reports it, a miss
             return self._decode_or(raw, default, "get")
 
     def decode_hit(self, raw: Any, default: Any, operation: str = "get") -> Any:
@@ -119,7 +119,7 @@ class RedisCacheClient:
             return default
         try:
             return self._fast_decode(raw)
-        except Exception:  # unreadable or unauthenticated: decode() reports it, a miss
+        except Exception:  # noqa: BLE001 - unreadable or unauthenticated: decode() reports it, a miss
             return self._decode_or(raw, default, operation)
 
     def set(self, key: str, value: Any, ttl_ms: int | None) -> bool:
@@ -176,7 +176,7 @@ class RedisCacheClient:
         if self.cluster and len(keys) > 1:
             try:
                 groups = _by_node(client, keys, names)
-            except Exception:  # a slot with no known node: one call, whose error the policy answers
+            except Exception:  # noqa: BLE001 - a slot with no known node: one call, whose error the policy answers
                 groups = []
             if len(groups) > 1:  # one call per node: a dead master costs only its own keys
                 found: dict[Any, Any] = {}
@@ -212,7 +212,7 @@ class RedisCacheClient:
                 for name, raw in pairs
                 if raw is not None
             }
-        except Exception:  # some payload is unreadable: decode one by one, report each, leave it out
+        except Exception:  # noqa: BLE001 - some payload is unreadable: decode one by one, report each, leave it out
             pairs = zip(names, raws, strict=True)
             values = {name: self._decode_or(raw, MISSING, "get_many") for name, raw in pairs}
             return {name: value for name, value in values.items() if value is not MISSING}
@@ -224,7 +224,7 @@ class RedisCacheClient:
             return [
                 missing if raw is None else loads(raw[1:]) if raw[0] == fast else decode(raw) for raw in raws
             ]
-        except Exception:  # a codec error in one payload: decode one by one, each reported
+        except Exception:  # noqa: BLE001 - a codec error in one payload: decode one by one, each reported
             return [self._decode_or(raw, missing, "get_many") for raw in raws]
 
     def set_many(self, data: dict[str, Any], ttl_ms: int | None) -> int:

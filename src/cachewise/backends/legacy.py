@@ -154,7 +154,7 @@ class LegacyReader:
             return raw
         try:
             return self._decompress(raw)
-        except Exception:  # stored uncompressed (under django-redis's size threshold)
+        except Exception:  # noqa: BLE001 - stored uncompressed (under django-redis's size threshold)
             return raw
 
 

@@ -158,7 +158,7 @@ class SharedSubscriber:
                 continue
             try:
                 message = pubsub.get_message(timeout=0.5)
-            except Exception:  # the reader thread must not die: reconnect, waiters fall back to polling
+            except Exception:  # noqa: BLE001 - the reader thread must not die: reconnect, waiters fall back to polling
                 self._reconnect()
                 continue
             if message is not None:
@@ -196,7 +196,7 @@ class SharedSubscriber:
                 for channel, entry in self._channels.items():
                     entry.confirmed.clear()
                     self._connection().subscribe(channel)
-            except Exception:  # the reader thread must not die: the next read reconnects
+            except Exception:  # noqa: BLE001 - the reader thread must not die: the next read reconnects
                 self._close_connection()
 
     def _close_connection(self) -> None:

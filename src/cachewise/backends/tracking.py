@@ -128,7 +128,7 @@ class Tracker:
             try:
                 while conn.can_read(timeout=0):
                     self._dispatch(conn.read_response())
-            except Exception as exc:  # connection lost or protocol error: nothing can be trusted
+            except Exception as exc:  # noqa: BLE001 - connection lost or protocol error: nothing can be trusted
                 self._lose(f"tracking connection failed: {exc!r}")
 
     def _dispatch(self, message: Any) -> None:
@@ -187,7 +187,7 @@ class Tracker:
             try:
                 self._conn.send_command("PING")
                 self._last_ping = now
-            except Exception as exc:  # the tracking thread must not die: the near cache is dropped
+            except Exception as exc:  # noqa: BLE001 - the tracking thread must not die: the near cache is dropped
                 self._lose(f"heartbeat failed: {exc!r}")
         if self._ready and now - self._last_pong > self._stale_after:
             self._lose("heartbeat late")
@@ -207,7 +207,7 @@ class Tracker:
             conn.read_response()
             conn.send_command("SUBSCRIBE", CHANNEL)
             conn.read_response()
-        except Exception as exc:  # without tracking the near cache stays off; the thread goes on
+        except Exception as exc:  # noqa: BLE001 - without tracking the near cache stays off; the thread goes on
             logger.debug("near cache %s: cannot establish tracking: %r", self.name, exc)
             return False
         poller = select.poll()

@@ -383,7 +383,7 @@ def check_redis_memory(app_configs: Sequence[AppConfig] | None = None, **kwargs:
     for address, target in _servers().items():
         try:
             info = _memory_info(target)
-        except Exception as exc:  # any failure: report it, never let `check --deploy` crash
+        except Exception as exc:  # noqa: BLE001 - any failure: report it, never let `check --deploy` crash
             messages.append(
                 CheckWarning(
                     f"Could not reach Redis for cache {target.alias!r} to check its memory settings: "

@@ -94,7 +94,7 @@ def check_cluster_coverage(
     for alias, target in _cluster_targets():
         try:
             nodes = _settings_of(target)
-        except Exception as exc:  # never let `check --deploy` crash
+        except Exception as exc:  # noqa: BLE001 - never let `check --deploy` crash
             messages.append(
                 CheckWarning(
                     f"Could not read the Redis Cluster settings of cache {alias!r}: "

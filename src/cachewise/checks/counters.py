@@ -81,7 +81,7 @@ def check_counter_eviction(app_configs: Sequence[AppConfig] | None = None, **kwa
             continue
         try:
             info = _memory_info(target)
-        except Exception:  # W008 reports it
+        except Exception:  # noqa: BLE001 - W008 reports it
             continue
         messages.extend(_eviction_error(alias, target, info, counters))
     return messages

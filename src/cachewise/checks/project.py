@@ -176,7 +176,7 @@ def _missing_database(target: Any) -> str | None:
     try:
         client = connect(target, LIVE_CHECK_TIMEOUT)  # SELECTs the database on connect
         client.ping()
-    except Exception as exc:  # only "DB index is out of range" is this check's business
+    except Exception as exc:  # noqa: BLE001 - only "DB index is out of range" is this check's business
         text = str(exc)
         return text if "DB index" in text or "invalid DB" in text else None
     finally:

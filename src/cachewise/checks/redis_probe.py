@@ -67,7 +67,7 @@ _CONNECTION_OPTIONS = {
 def _backend_class(backend: str) -> type | None:
     try:
         cls = import_string(backend)
-    except Exception:  # a backend that cannot even be imported is reported by Django, not here
+    except Exception:  # noqa: BLE001 - a backend that cannot even be imported is reported by Django, not here
         return None
     return cls if isinstance(cls, type) else None
 

@@ -55,7 +55,7 @@ def _server_identity(target: RedisTarget) -> tuple[str, dict[str, Any]] | None:
         run_id = str(client.info("server").get("run_id", ""))
         memory: dict[str, Any] = client.info("memory")
         return run_id, memory
-    except Exception:  # unreachable: W008 reports it, this check has nothing to add
+    except Exception:  # noqa: BLE001 - unreachable: W008 reports it, this check has nothing to add
         return None
     finally:
         if client is not None:

@@ -59,7 +59,7 @@ def _ping_server(target: RedisTarget, timeout: float) -> float:
         started = time.perf_counter()
         client.ping()
         return time.perf_counter() - started
-    except Exception as exc:  # every redis-py failure becomes advice, never a traceback
+    except Exception as exc:  # noqa: BLE001 - every redis-py failure becomes advice, never a traceback
         raise CommandError(
             f"cache {target.alias!r} did not answer PING: {explain_error(exc, target, timeout)}"
         ) from None
@@ -79,7 +79,7 @@ def _round_trip(alias: str, target: RedisTarget | None, timeout: float) -> tuple
         value = cache.get(key)
         after_get = time.perf_counter()
         cache.delete(key)
-    except Exception as exc:  # every failure becomes advice in the command's words, never a traceback
+    except Exception as exc:  # noqa: BLE001 - every failure becomes advice in the command's words, never a traceback
         reason = explain_error(exc, target, timeout) if target else f"{type(exc).__name__}: {exc}"
         raise CommandError(f"cache {alias!r} failed the set/get round trip: {reason}") from None
     if value != token:

@@ -170,7 +170,7 @@ class Aggregator:
                 self._send(client, alias, *self._pending[alias])
                 del self._pending[alias]
             self._sample_evictions(client, alias)
-        except Exception as exc:  # a background flush must not die: Redis down or failing (a server
+        except Exception as exc:  # noqa: BLE001 - a background flush must not die: Redis down or failing (a server
             # error too: the batch is kept and retried, and the log says what failed)
             self._log_failure(alias, exc)
             return False
@@ -311,7 +311,7 @@ def read_totals(alias: str) -> Totals:
         if client is None:
             return Totals(alias, local, source="process")
         raw = client.hgetall(totals_key(alias))
-    except Exception as exc:  # monitoring never fails the page showing it: the error is shown instead
+    except Exception as exc:  # noqa: BLE001 - monitoring never fails the page showing it: the error is shown instead
         return Totals(alias, local, source="process", error=f"{type(exc).__name__}: {exc}")
     values: dict[tuple[str, str], float] = {}
     for name, value in raw.items():

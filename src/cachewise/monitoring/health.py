@@ -107,7 +107,7 @@ def redis_health(alias: str = "default", *, pings: int = 20) -> RedisHealth:
         return RedisHealth(alias, reachable=False, error="not a Redis backend", is_redis=False)
     try:
         return _collect(client, alias, pings)
-    except Exception as exc:  # monitoring never fails the page showing it: the error is shown instead
+    except Exception as exc:  # noqa: BLE001 - monitoring never fails the page showing it: the error is shown instead
         return RedisHealth(alias, reachable=False, error=f"{type(exc).__name__}: {exc}")
 
 

@@ -187,7 +187,7 @@ def build_report(alias: str = "default", *, pings: int = 20, series_minutes: int
     namespaces, total = namespace_stats(totals)
     try:
         series = read_series(alias, series_minutes) if health.reachable else []
-    except Exception:  # Redis went away between the two reads: no chart, the rest still shows
+    except Exception:  # noqa: BLE001 - Redis went away between the two reads: no chart, the rest still shows
         series = []
     breaker = breaker_state(alias)
     alerts = health_alerts(health) + breaker_alerts(alias, breaker)

@@ -471,7 +471,7 @@ class RedisStore(Store):
     def _decoded_or_missing(self, raw: Any) -> Any:
         try:
             return self.codec.decode(raw)
-        except Exception:  # unpickling (or decompressing) another backend's bytes raises any type
+        except Exception:  # noqa: BLE001 - unpickling (or decompressing) another backend's bytes raises any type
             return MISSING
 
 

@@ -72,7 +72,7 @@ def build(*, now: float | None = None, save_predictions: bool = True, limit: int
     if save_predictions and not observed.error:
         try:
             store.save_predictions(new)
-        except Exception as exc:  # the ranking stands without them; say why verification waits
+        except Exception as exc:  # noqa: BLE001 - the ranking stands without them; say why verification waits
             observed.error = f"predictions not stored: {type(exc).__name__}: {exc}"
     advice.sort(key=_rank_key)
     return Ranking(

@@ -132,7 +132,7 @@ class _Flusher:
                     self.pending = (self.seq, deltas, writes, int(time.time() // 60))
                     self._send(client, alias, *self.pending)
                     self.pending = None
-            except Exception as exc:  # Redis down: keep the batch for the next flush
+            except Exception as exc:  # noqa: BLE001 - Redis down: keep the batch for the next flush
                 logger.info("cachewise advisor flush failed (kept for retry): %s", exc)
                 return False
         return True
@@ -230,7 +230,7 @@ def read(now: float | None = None) -> Observed:
             minute: {k.decode(): float(v) for k, v in row.items()}
             for minute, row in zip(minutes, pipe.execute(), strict=True)
         }
-    except Exception as exc:  # monitoring never fails the page showing it: local counts and the error
+    except Exception as exc:  # noqa: BLE001 - monitoring never fails the page showing it: local counts and the error
         observed = _read_local(now)
         observed.error = f"{type(exc).__name__}: {exc}"
         return observed
@@ -255,7 +255,7 @@ def read_predictions() -> dict[str, dict[str, Any]]:
             if client is None
             else client.hgetall(_keys(alias)["predictions"])
         )
-    except Exception:  # monitoring never fails the page showing it: no predictions to compare
+    except Exception:  # noqa: BLE001 - monitoring never fails the page showing it: no predictions to compare
         return {}
     return {name.decode(): json.loads(value) for name, value in raw.items()}
 
