@@ -475,3 +475,55 @@ def test_near_counters_show_in_stats_metrics_and_the_dashboard(
     page = admin_client.get("/cache/dashboard/").content.decode()
     assert 'data-table="near"' in page
     assert '<td data-field="near_hits">1</td>' in page
+
+
+@pytest.mark.urls("tests.urls_views")
+def test_a_page_hit_is_served_from_memory_with_its_versions(
+    near_caches: dict[str, Any], redis_client: Any
+) -> None:
+    from django.test import Client
+
+    ready_near()
+    client = Client()
+    first = client.get("/hello/")
+    assert client.get("/hello/").content == first.content  # a hit read from Redis, installed
+    before = redis_client.info("stats")["total_commands_processed"]
+    for _ in range(10):
+        response = client.get("/hello/")
+        assert response.content == first.content
+    # The page and its version counters came from process memory: only INFO reached the server.
+    assert redis_client.info("stats")["total_commands_processed"] == before + 1
+    caches["default"].clear()  # a write: the next request renders again
+    assert client.get("/hello/").content != first.content
+
+
+def test_a_decoded_payload_is_remembered_by_its_bytes_within_a_quarter_of_the_budget(
+    cachewise_caches: dict[str, Any],
+) -> None:
+    configured = {"default": near_entry(cachewise_caches["default"], max_bytes=40_000)}
+    with override_settings(CACHES=configured):
+        near = ready_near()
+        decoded: list[bytes] = []
+        unreadable = object()
+
+        def decode(raws: Any) -> list[Any]:
+            decoded.extend(raws)
+            return [unreadable if raw is None or raw == b"bad" else raw.decode() for raw in raws]
+
+        try:
+            assert near.decoded([b"one", None, b"two"], decode, unreadable) == ["one", unreadable, "two"]
+            assert near.decoded([b"two", b"one"], decode, unreadable) == ["two", "one"]
+            assert decoded == [b"one", b"two"]  # each payload decoded once
+            assert near.decoded([b"three"], decode, unreadable) == ["three"]  # new bytes: decoded
+            for _ in range(2):
+                assert near.decoded([b"bad"], decode, unreadable) == [unreadable]
+            assert decoded.count(b"bad") == 2  # an unreadable payload is never remembered
+            for i in range(100):
+                near.decoded([b"x" * 1_000 + str(i).encode()], decode, unreadable)
+                assert near._decoded_bytes <= 10_000
+            near.flush()
+            assert near._decoded_bytes == 0
+            assert near.decoded([b"one"], decode, unreadable) == ["one"]
+            assert decoded.count(b"one") == 2  # forgotten with the flush
+        finally:
+            near.close()

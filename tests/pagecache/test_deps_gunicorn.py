@@ -168,14 +168,21 @@ def _all_answers(ports: list[int], paths: list[str], check: Callable[[str, str, 
                 check(path, state, body)
 
 
+@pytest.mark.parametrize("near", [False, True], ids=["redis", "near-cache"])
 def test_writes_in_another_process_show_in_every_worker(
-    cachewise_caches: dict[str, Any], tmp_path: Path
+    cachewise_caches: dict[str, Any], tmp_path: Path, near: bool
 ) -> None:
+    """With the near cache on, each worker serves its hits (page and versions) from memory, and
+    the writer's version bumps reach it only through Redis tracking (docs/near-cache.md)."""
     alice = Author.objects.create(name="Alice")
     first = Article.objects.create(title="First", author=alice)
     first.tags.add(Tag.objects.create(name="news"))
     second = Article.objects.create(title="Second", author=alice)
-    env = _env(_database(tmp_path), cachewise_caches)
+    caches = dict(cachewise_caches)
+    if near:
+        default = caches["default"]
+        caches["default"] = {**default, "OPTIONS": {**(default.get("OPTIONS") or {}), "near_cache": True}}
+    env = _env(_database(tmp_path), caches)
     detail = f"/detail/{first.pk}/"
     lists, details = ["/list/", "/site/list/"], [detail, f"/site{detail}"]
     with _gunicorn(env) as ports:

@@ -22,6 +22,11 @@ Consistency (docs/near-cache.md states it; tests/backends/test_near*.py attack i
 
 Memory is bounded by ``max_bytes`` (payload + key + a fixed overhead per entry), least recently
 used first; payloads above ``max_entry_bytes`` are never held.
+
+One reader opts out of decoding on every hit: the page cache, which never mutates the page it
+reads, asks for :meth:`NearCache.decoded`, a memo of decoded values keyed by the payload bytes
+themselves (a changed value is new bytes, so it can never be answered from an old decode), within
+a quarter of ``max_bytes`` of its own.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ from cachewise.store.scripts.items import READ_WITH_TTL
 from .tracking import Tracker
 
 __all__ = ["NEAR_OPTIONS", "NearCache", "NearCacheRefused", "NearSettings"]
+
+_UNKNOWN = object()
 
 #: Memory counted per entry besides its key and payload (the tuple, the dict slot, the str header).
 ENTRY_OVERHEAD = 160
@@ -138,6 +145,8 @@ class NearCache:
         self._entries: OrderedDict[str, tuple[Any, float, int]] = OrderedDict()
         self._pending: dict[str, _Ticket] = {}
         self.bytes = 0
+        self._decoded: dict[bytes, Any] = {}
+        self._decoded_bytes = 0
         _NEAR_CACHES.add(self)
         self.tracker = Tracker(
             alias, self._new_connection, prefix, settings.heartbeat, self._invalidated, self.flush
@@ -218,6 +227,44 @@ class NearCache:
             self._abandon(keys, ticket)
             raise
         return self._settle(keys, ticket, reply)
+
+    def decoded(
+        self, raws: Sequence[Any], decode: Callable[[Sequence[Any]], list[Any]], unreadable: Any
+    ) -> list[Any]:
+        """``decode(raws)``, remembered per payload: only for callers that never mutate the values
+        (they are shared between calls). ``decode`` answers ``unreadable`` for an absent (``None``)
+        or unreadable payload; those are never remembered."""
+        memo = self._decoded
+        todo = [raw for raw in raws if raw is not None and raw not in memo]
+        fresh = dict(zip(todo, decode(todo), strict=True)) if todo else {}
+        if fresh:
+            self._remember(fresh, unreadable)
+        out = []
+        for raw in raws:
+            if raw is None:
+                out.append(unreadable)
+                continue
+            value = fresh.get(raw, _UNKNOWN)
+            if value is _UNKNOWN:
+                value = memo.get(raw, _UNKNOWN)
+            out.append(decode([raw])[0] if value is _UNKNOWN else value)  # cleared meanwhile
+        return out
+
+    def _remember(self, fresh: dict[Any, Any], unreadable: Any) -> None:
+        budget = self.settings.max_bytes // 4
+        with self._lock:
+            for raw, value in fresh.items():
+                if value is unreadable or not isinstance(raw, bytes):
+                    continue
+                # The payload may outlive its near entry while remembered here: count it twice.
+                size = 2 * len(raw) + ENTRY_OVERHEAD
+                if self._decoded_bytes + size > budget:
+                    self._decoded.clear()
+                    self._decoded_bytes = 0
+                    if size > budget:
+                        continue
+                self._decoded[raw] = value
+                self._decoded_bytes += size
 
     def _settle(self, keys: Sequence[str], ticket: _Ticket, reply: Any) -> list[Any] | None:
         if reply is None:  # failed open: misses, nothing installed
@@ -301,6 +348,8 @@ class NearCache:
             freed, self.bytes = self.bytes, 0
             self._entries.clear()
             self._pending.clear()
+            self._decoded.clear()
+            self._decoded_bytes = 0
         if freed:
             record("near_bytes", self.alias, "-", -freed)
             record("near_flush", self.alias, "-")
@@ -337,6 +386,8 @@ class NearCache:
         self._entries = OrderedDict()
         self._pending = {}
         self.bytes = 0
+        self._decoded = {}
+        self._decoded_bytes = 0
 
 
 _NEAR_CACHES: weakref.WeakSet[NearCache] = weakref.WeakSet()

@@ -254,7 +254,11 @@ class Store(abc.ABC):
         self, value_keys: Sequence[str], counter_keys: Sequence[str]
     ) -> tuple[list[Any], list[int | None]] | None:
         """:meth:`stamped_read` without creating counters (a missing one is None), where that is
-        cheaper than the read; None when it is not (then call :meth:`stamped_read`)."""
+        cheaper than the read; None when it is not (then call :meth:`stamped_read`).
+
+        The values may be shared with other calls (a near-cache hit answers the same decoded
+        object each time): callers must not mutate them. Its one caller, the page cache, does not.
+        """
         return None
 
     def stamped_bump(

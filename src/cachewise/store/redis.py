@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from cachewise.backends.lock_subscriber import SharedSubscriber, Subscription
+from cachewise.backends.near import NearCache
 from cachewise.exceptions import CacheUnavailableError, SerializationError, UnconfirmedWriteError
 
 from .adapter import (
@@ -347,10 +348,13 @@ class RedisStore(Store):
         cache, client, count = self.cache, self.client, len(value_keys)
         keys = full_keys(cache, [*value_keys, *counter_keys])
         raw = self._near_raws(cache, [*value_keys, *counter_keys], keys)
-        if raw is None:
-            raw = self.call(  # callers answer from the database when this raises
-                "get_many", lambda: client.execute_command("MGET", *keys), answered="fallback"
-            )
+        if raw is not None:  # the page cache never mutates a page: a near hit skips the decode
+            near: NearCache = cache.near  # type: ignore[attr-defined]  # _near_raws found it
+            values = near.decoded(raw[:count], lambda raws: self._decode_all(cache, raws), MISSING)
+            return values, [None if item is None else int(item) for item in raw[count:]]
+        raw = self.call(  # callers answer from the database when this raises
+            "get_many", lambda: client.execute_command("MGET", *keys), answered="fallback"
+        )
         values = self._decode_all(cache, raw[:count])  # unreadable (unsigned, tampered): MISSING
         return values, [None if item is None else int(item) for item in raw[count:]]
 
