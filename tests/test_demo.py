@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from cachewise.testing import RedisServerInfo
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -37,6 +39,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], 
     return json.loads((tmp / "headline.json").read_text()), tmp / "report.html", completed.stdout
 
 
+@pytest.mark.slow  # the demo run: main CI pass only (see test_demo_database_settings_open_on_this_django)
 def test_report_is_printed_and_written_as_html(demo_run: tuple[dict[str, Any], Path, str]) -> None:
     _, html_path, stdout = demo_run
     assert "cachewise demo report" in stdout
@@ -46,11 +49,13 @@ def test_report_is_printed_and_written_as_html(demo_run: tuple[dict[str, Any], P
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing fetched
 
 
+@pytest.mark.slow  # the demo run: main CI pass only (see test_demo_database_settings_open_on_this_django)
 def test_demo_starts_with_checks_and_ping(demo_run: tuple[dict[str, Any], Path, str]) -> None:
     _, _, stdout = demo_run
     assert "System check identified no issues" in stdout
 
 
+@pytest.mark.slow  # the demo run: main CI pass only (see test_demo_database_settings_open_on_this_django)
 def test_no_request_failed_under_load(demo_run: tuple[dict[str, Any], Path, str]) -> None:
     headline, _, _ = demo_run
     for view in headline["views"].values():
@@ -59,6 +64,7 @@ def test_no_request_failed_under_load(demo_run: tuple[dict[str, Any], Path, str]
                 assert view[variant]["failures"] == 0, view
 
 
+@pytest.mark.slow  # the demo run: main CI pass only (see test_demo_database_settings_open_on_this_django)
 def test_cached_views_are_faster_than_uncached(demo_run: tuple[dict[str, Any], Path, str]) -> None:
     headline, _, _ = demo_run
     measured = {name: view for name, view in headline["views"].items() if view["cached"] is not None}
@@ -80,6 +86,7 @@ def test_cached_views_are_faster_than_uncached(demo_run: tuple[dict[str, Any], P
             assert cached["p50_ms"] < plain["p50_ms"], (name, view)
 
 
+@pytest.mark.slow  # the demo run: main CI pass only (see test_demo_database_settings_open_on_this_django)
 def test_counter_flush_loses_no_increment(demo_run: tuple[dict[str, Any], Path, str]) -> None:
     headline, _, _ = demo_run
     if "counter" not in headline:
@@ -88,6 +95,7 @@ def test_counter_flush_loses_no_increment(demo_run: tuple[dict[str, Any], Path, 
     assert headline["counter"]["flushed"] == headline["counter"]["sent"]
 
 
+@pytest.mark.slow  # the demo run: main CI pass only (see test_demo_database_settings_open_on_this_django)
 def test_stampede_recomputes_once_per_expiry(demo_run: tuple[dict[str, Any], Path, str]) -> None:
     stampede = demo_run[0]["stampede"]
     assert stampede["naive_per_expiry"] > 1  # the scenario does stampede without protection
@@ -96,6 +104,7 @@ def test_stampede_recomputes_once_per_expiry(demo_run: tuple[dict[str, Any], Pat
     assert stampede["cached_failures"] == 0
 
 
+@pytest.mark.slow  # the demo run: main CI pass only (see test_demo_database_settings_open_on_this_django)
 def test_outage_fails_no_request_and_recovers(demo_run: tuple[dict[str, Any], Path, str]) -> None:
     outage = demo_run[0]["outage"]
     assert outage["during"] > 0  # requests really were served while Redis was down
@@ -103,6 +112,7 @@ def test_outage_fails_no_request_and_recovers(demo_run: tuple[dict[str, Any], Pa
     assert outage["recovered_after"] is not None, outage
 
 
+@pytest.mark.slow  # the demo run: main CI pass only (see test_demo_database_settings_open_on_this_django)
 def test_an_edit_under_load_reaches_every_worker_on_the_next_request(
     demo_run: tuple[dict[str, Any], Path, str],
 ) -> None:
@@ -113,6 +123,35 @@ def test_an_edit_under_load_reaches_every_worker_on_the_next_request(
     assert edit["stale_after_commit"] == 0, edit
     assert edit["every_worker_after"] is not None, edit
     assert "Edit an article under load: every worker" in stdout
+
+
+def test_demo_database_settings_open_on_this_django(tmp_path: Path, redis_server: RedisServerInfo) -> None:
+    """The demo's settings and SQLite tuning on the running Django (the compat passes, which
+    skip the demo run: Django < 5.1 takes the tuning through connection_created instead)."""
+    env = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "DATABASE_URL")}
+    env.update(
+        DJANGO_SETTINGS_MODULE="demo.settings",
+        CACHEWISE_DEMO_SQLITE=str(tmp_path / "demo.sqlite3"),
+        CACHEWISE_DEMO_REDIS_URL=redis_server.url_for(redis_server.db),
+        PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "src"), env.get("PYTHONPATH", "")]),
+    )
+    script = (
+        "import django; django.setup()\n"
+        "from django.db import connection\n"
+        "with connection.cursor() as cursor:\n"
+        "    cursor.execute('PRAGMA journal_mode'); print(cursor.fetchone()[0])\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.strip() == "wal"
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -150,6 +189,7 @@ def test_html_charts_escape_labels() -> None:
     assert "<script" not in svg
 
 
+@pytest.mark.slow  # the demo run: main CI pass only (see test_demo_database_settings_open_on_this_django)
 def test_advisor_recommendations_sit_next_to_the_cached_phase(
     demo_run: tuple[dict[str, Any], Path, str],
 ) -> None:

@@ -55,6 +55,7 @@ def small_redis(request: pytest.FixtureRequest) -> Iterator[EmbeddedRedis]:
         yield server
 
 
+@pytest.mark.slow  # Redis eviction, not the Python or Django version: main CI pass only
 @pytest.mark.parametrize("small_redis", ["allkeys-lru", "allkeys-lfu", "allkeys-random"], indirect=True)
 @pytest.mark.django_db(transaction=True)
 def test_under_an_allkeys_policy_an_increment_is_refused_never_lost(small_redis: EmbeddedRedis) -> None:
@@ -78,6 +79,7 @@ def test_under_an_allkeys_policy_an_increment_is_refused_never_lost(small_redis:
     assert refused == 6000, "the counter refuses a server that can evict its keys"
 
 
+@pytest.mark.slow  # Redis eviction, not the Python or Django version: main CI pass only
 @pytest.mark.parametrize("small_redis", ["volatile-lru", "volatile-lfu", "volatile-ttl"], indirect=True)
 @pytest.mark.django_db(transaction=True)
 def test_under_a_volatile_policy_a_flood_evicts_no_pending_increment(small_redis: EmbeddedRedis) -> None:

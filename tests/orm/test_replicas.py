@@ -26,7 +26,8 @@ from cachewise.signals import cache_degraded
 from tests.tcp_proxy import TcpProxy
 from tests.testapp.models import Article, Author
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# slow: Redis replication and failover, not the Python or Django version (main CI pass only).
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 LAG = 1.0  # how late the replica gets each chunk: the window a failover loses without the option
 

@@ -28,7 +28,8 @@ from cachewise.decorators import cache_page
 from cachewise.embedded import EmbeddedRedis
 from cachewise.testing import delete_prefixed
 
-pytestmark = pytest.mark.urls(__name__)
+# slow: Redis eviction under memory pressure, not the Python or Django version (main CI pass only).
+pytestmark = [pytest.mark.urls(__name__), pytest.mark.slow]
 
 #: The documented default of CACHEWISE_PAGE_MAX_ENTRIES: pages one view may have cached at once.
 DOCUMENTED_CAP = 1000
