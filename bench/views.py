@@ -5,6 +5,8 @@ Serves ``bench/views_site.py`` with Gunicorn (2 sync workers, Django's default m
 ``http.client`` request at a time each; ``wrk`` is used instead when it is on PATH). Variants:
 
 * ``trivial``: ``HttpResponse("ok")``, the floor
+* ``trivial-same-body``: the list's HTML rendered once per worker, then sent as is: the floor for
+  a response of the cached page's size (what is left above it is the cache's own work)
 * ``list``: 50 articles with their author through a template, uncached (SQLite)
 * ``django``: the list under Django's ``cache_page`` on Django's built-in ``RedisCache``
 * ``django-cw-backend``: Django's ``cache_page`` on cachewise's backend
@@ -43,7 +45,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = ("trivial", "list", "django", "django-cw-backend", "cachewise", "cachewise-untracked")
+VARIANTS = (
+    "trivial",
+    "trivial-same-body",
+    "list",
+    "django",
+    "django-cw-backend",
+    "cachewise",
+    "cachewise-untracked",
+)
 
 
 def _load_worker(args: tuple[int, str, int, float]) -> list[float]:
@@ -192,6 +202,8 @@ def _report(results: dict[str, list[Result]]) -> None:
         f"{cpu['django'] / cpu['cachewise']:.2f}x capacity (target >= 0.9)"
         f"\ncachewise / trivial floor:     {med['cachewise'] / med['trivial']:.2f}x req/s, "
         f"{cpu['trivial'] / cpu['cachewise']:.2f}x capacity (target >= 0.7)"
+        f"\ncachewise / same-body floor:   {med['cachewise'] / med['trivial-same-body']:.2f}x req/s, "
+        f"{cpu['trivial-same-body'] / cpu['cachewise']:.2f}x capacity (near cache on: target >= 0.9)"
         f"\ncachewise / uncached list:     {med['cachewise'] / med['list']:.1f}x req/s, "
         f"{cpu['list'] / cpu['cachewise']:.1f}x capacity"
     )
