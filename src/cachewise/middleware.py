@@ -157,7 +157,7 @@ class UpdateCacheMiddleware(_Middleware):
         alias, keys = stored
         try:
             caches[alias].delete_many(list(keys))
-        except OUTAGE_ERRORS as exc:  # unreachable now: see docs/guarantees.md (pages)
+        except OUTAGE_ERRORS as exc:  # unreachable now: the page stays until its timeout (docs/views.md)
             log_failure(alias, exc)
 
     @staticmethod
@@ -165,5 +165,5 @@ class UpdateCacheMiddleware(_Middleware):
         alias, keys = stored
         try:
             await caches[alias].adelete_many(list(keys))
-        except OUTAGE_ERRORS as exc:  # unreachable now: see docs/guarantees.md (pages)
+        except OUTAGE_ERRORS as exc:  # unreachable now: the page stays until its timeout (docs/views.md)
             log_failure(alias, exc)
