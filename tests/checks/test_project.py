@@ -290,7 +290,12 @@ def test_no_maxmemory_with_noeviction_is_a_warning_in_check_and_in_stats(
     assert [m.id for m in memory] == ["cachewise.W006"]
     assert all(type(m) is Warning for m in memory)
     levels = {alert.code: alert.level for alert in report.alerts}
-    assert levels == {"maxmemory_unset": "warning"}
+    # The memory alerts only: "latency" (a PING p99 above CACHEWISE_ALERT_LATENCY_MS) depends on how
+    # busy the host is, and appeared once on a slow CI machine.
+    memory_codes = {"maxmemory_unset", "eviction_policy", "memory", "evictions", "redis_down"}
+    assert {code: level for code, level in levels.items() if code in memory_codes} == {
+        "maxmemory_unset": "warning"
+    }
 
 
 def test_every_setting_in_conf_is_documented_in_configuration_md() -> None:
