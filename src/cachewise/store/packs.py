@@ -188,11 +188,12 @@ def _fill_redis(
     args: list[Any] = [ttl, len(shared), *shared_stamp]
     written: list[str] = []
     for pack in packs:
-        pairs = zip(pack.pointer_keys, pack.own_keys, strict=True)
-        names = [pack.key, *(key for pair in pairs for key in pair)]
-        full = full_keys(cache, names)
+        if len(pack.pointer_keys) != len(pack.own_keys):
+            raise ValueError("a pack needs one own counter per pointer")
+        count = len(pack.pointer_keys)
+        full = full_keys(cache, [pack.key, *pack.pointer_keys, *pack.own_keys])
         keys += full
-        written += [full[0], *full[1::2]]  # the pack and its pointers
+        written += full[: 1 + count]  # the pack and its pointers
         args += [len(pack.pointer_keys), encode(pack.data), *pack.own_stamps]
     try:
         store.call(

@@ -196,9 +196,10 @@ return {slots, indexes, payloads, counters}
 
 # Fenced fill of packs (rows read at one instant): nothing when a shared counter moved; else a
 # pointer for each row whose own counter still holds its stamp, and each pack a row points at.
-# KEYS: shared counters (ARGV[2] of them), then per pack: the pack, its (pointer, own counter)
-# pairs. ARGV: ttl (s), number of shared counters, their stamps, then per pack: its number of
-# rows, its payload, its rows' own stamps. Returns the number of rows stored.
+# KEYS: shared counters (ARGV[2] of them), then per pack: the pack, its pointer keys, its rows'
+# own counters (same order). ARGV: ttl (s), number of shared counters, their stamps, then per
+# pack: its number of rows, its payload, its rows' own stamps. Returns the number of rows stored.
+# The own counters of a pack are read with ONE MGET: a GET per row cost a third of the script.
 PACKED_FILL = Script(
     "packed_fill",
     """
@@ -206,19 +207,19 @@ PACKED_FILL = Script(
     + _SHARED_STAMPS_HOLD
     + """while k <= #KEYS do
   local pack, count, payload = KEYS[k], tonumber(ARGV[a]), ARGV[a + 1]
+  local owns = redis.call('MGET', unpack(KEYS, k + 1 + count, k + 2 * count))
   local any = false
-  k = k + 1
   a = a + 2
   for index = 1, count do
-    if redis.call('GET', KEYS[k + 1]) == ARGV[a] then
-      redis.call('SET', KEYS[k], string.format('%04d', index) .. pack, 'EX', ARGV[1])
+    if owns[index] == ARGV[a] then
+      redis.call('SET', KEYS[k + index], string.format('%04d', index) .. pack, 'EX', ARGV[1])
       stored = stored + 1
       any = true
     end
-    k = k + 2
     a = a + 1
   end
   if any then redis.call('SET', pack, payload, 'EX', ARGV[1]) end
+  k = k + 1 + 2 * count
 end
 return stored
 """,
