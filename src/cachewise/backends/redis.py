@@ -77,6 +77,21 @@ __all__ = ["ALLOWED_OPTIONS", "RedisCache"]
 NEAR_MAX_KEYS = 1000
 
 _UNPORTABLE_CHARS = re.compile(r"[\x00-\x20\x7f]")
+#: The ASCII characters a portable key may hold (what ``_UNPORTABLE_CHARS`` does not match).
+_PORTABLE_ASCII = bytes(range(0x21, 0x7F))
+
+
+def _clean(head: str, joined: str) -> bool:
+    """True when ``head + joined`` has no character Django's key check would warn about.
+
+    ASCII text (the usual key) is checked by deleting the portable bytes and seeing that nothing
+    is left: a C loop ~4x faster than ``str.isprintable()``, which looks up each character's
+    Unicode category. Other text: ``isprintable()`` (False for every control character, and for
+    some harmless non-ASCII ones, which the slow path then clears) and no space.
+    """
+    if head.isascii() and joined.isascii():
+        return not (head + joined).encode("ascii").translate(None, _PORTABLE_ASCII)
+    return (head + joined).isprintable() and " " not in joined and " " not in head
 
 
 def _infer_alias(location: str | list[str], params: dict[str, Any]) -> str:
@@ -374,12 +389,9 @@ class RedisCache(KeysMixin, SetsMixin, SortedSetsMixin, HashesMixin, BaseCache):
         except TypeError:
             joined = "\x00"
         room = MEMCACHE_MAX_KEY_LENGTH - len(head)
-        # isprintable() is False for every control character (and some harmless non-ASCII ones,
-        # which the slow path then clears); space is the one printable character Django flags.
-        clean = (head + joined).isprintable() and " " not in joined and " " not in head
         if (
             self.key_func is default_key_func
-            and clean
+            and _clean(head, joined)
             and (len(joined) <= room or max(map(len, names)) <= room)
         ):
             return names, [head + key for key in names]
