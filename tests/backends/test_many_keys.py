@@ -46,6 +46,7 @@ def test_a_batch_of_keys_is_made_and_checked_as_each_key_alone(keys: list[str], 
 
 def test_the_delete_character_and_a_space_in_one_key_of_a_batch_warn() -> None:
     cache = caches["default"]
+    assert isinstance(cache, RedisCache)
     for bad in ("del\x7fete", "two words"):
         _, warned = _warned(lambda bad=bad: cache.make_and_validate_keys(["fine", bad, "also:fine"]))
         assert warned, bad
