@@ -114,8 +114,8 @@ def _key_with(namespace: str, parts: tuple[str, ...], pk: Any) -> str:
 def _row_keys(plan: _Plan, pks: list[Any]) -> tuple[list[str], list[str]]:
     """The pointer and the own-counter key of each pk (``_key_with`` of each).
 
-    Plain ints (the usual pk) are spelled once and joined to both constant heads: key building
-    was a tenth of a 1,000-row hit.
+    Plain ints (the usual pk) are checked and spelled once, then joined to both constant heads
+    (~0.15 ms for 1,000 pks).
     """
     row_parts, rv_parts = ("row", plan.field_hash), ("rv",)
     row_head, rv_head = _key_head(plan.namespace, row_parts), _key_head(plan.namespace, rv_parts)
