@@ -195,6 +195,35 @@ def _fill_rows(count: int) -> list[int]:
     return [article.pk for article in made]
 
 
+class ServerCpu:
+    """CPU seconds used so far by this process, Redis and (on PostgreSQL) this connection's backend.
+
+    Wall time on a shared host moves with the neighbours; the CPU a call costs all its parts moves
+    far less, so the rows section also prints the ratio of CPU per call (the capacity ratio).
+    Redis' share comes from ``INFO cpu``; the PostgreSQL backend's from ``/proc`` (same machine,
+    loopback; 10 ms ticks, so only totals over many calls are meaningful). SQLite runs in process.
+    """
+
+    def __init__(self, client: Any) -> None:
+        from django.db import connection
+
+        self.client = client
+        self.backend: Path | None = None
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                self.backend = Path(f"/proc/{cursor.fetchone()[0]}/stat")
+        self.ticks = os.sysconf("SC_CLK_TCK")
+
+    def now(self) -> float:
+        info = self.client.info("cpu")
+        used = time.process_time() + float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+        if self.backend is not None and self.backend.exists():
+            fields = self.backend.read_text().rsplit(")", 1)[1].split()
+            used += (int(fields[11]) + int(fields[12])) / self.ticks
+        return used
+
+
 def bench_rows(client: Any, limit: int, rounds: int) -> None:
     from django.core.cache import caches
     from django.db import connection
@@ -208,7 +237,9 @@ def bench_rows(client: Any, limit: int, rounds: int) -> None:
         f"== CachedRows.get_many against values() on {connection.vendor}; ratio = query time / cachewise time"
     )
     slow = SlowLog(client)
+    server_cpu = ServerCpu(client)
     out = []
+    capacity = []
     for n in sizes:
         pks = pks_all[:n]
         row_keys = [cache.make_key(rows_cache.key(pk)) for pk in pks]
@@ -221,6 +252,7 @@ def bench_rows(client: Any, limit: int, rounds: int) -> None:
 
         cached()
         hits, misses, plain = [], [], []
+        cpu = {"hit": 0.0, "miss": 0.0, "query": 0.0}
         worst_hit: list[int] = []
         worst_miss: list[int] = []
         repeat = max(3, min(rounds * 5, 20_000 // n))
@@ -229,11 +261,22 @@ def bench_rows(client: Any, limit: int, rounds: int) -> None:
                 if kind == "miss":
                     client.unlink(*row_keys)
                 sink = {"hit": hits, "miss": misses, "query": plain}[kind]
-                started = time.perf_counter()
                 with slow.watch(worst_hit if kind == "hit" else worst_miss):
+                    cpu_before = server_cpu.now()
                     started = time.perf_counter()
                     (query if kind == "query" else cached)()
                     sink.append(time.perf_counter() - started)
+                    cpu[kind] += server_cpu.now() - cpu_before
+        idle = _idle_cpu(server_cpu)
+        per_call = {kind: max(total / repeat - idle, 1e-9) for kind, total in cpu.items()}
+        capacity.append(
+            (
+                f"{n:,}",
+                f"{per_call['query'] * 1000:.2f} ms",
+                f"{per_call['hit'] * 1000:.2f} ms ({per_call['query'] / per_call['hit']:.2f}x less)",
+                f"{per_call['miss'] * 1000:.2f} ms ({per_call['miss'] / per_call['query']:.2f}x the query)",
+            )
+        )
         q, h, m = _median_ms(plain), _median_ms(hits), _median_ms(misses)
         out.append(
             (
@@ -245,6 +288,17 @@ def bench_rows(client: Any, limit: int, rounds: int) -> None:
             )
         )
     _print(out, ("pks", "values() query", "hit", "miss", "longest command hit / miss"))
+    print("   the same calls in CPU (this process + Redis + the database backend), mean per call:")
+    _print(capacity, ("pks", "values() query", "hit", "miss"))
+
+
+def _idle_cpu(server_cpu: ServerCpu, samples: int = 50) -> float:
+    """The CPU two back-to-back readings cost (INFO on Redis, /proc): subtracted from each call."""
+    total = 0.0
+    for _ in range(samples):
+        before = server_cpu.now()
+        total += server_cpu.now() - before
+    return total / samples
 
 
 # Pages ---------------------------------------------------------------------------------------------
