@@ -198,10 +198,11 @@ def _fill_rows(count: int) -> list[int]:
 class ServerCpu:
     """CPU seconds used so far by this process, Redis and (on PostgreSQL) this connection's backend.
 
-    Wall time on a shared host moves with the neighbours; the CPU a call costs all its parts moves
-    far less, so the rows section also prints the ratio of CPU per call (the capacity ratio).
-    Redis' share comes from ``INFO cpu``; the PostgreSQL backend's from ``/proc`` (same machine,
-    loopback; 10 ms ticks, so only totals over many calls are meaningful). SQLite runs in process.
+    Beside wall time, the rows section prints the CPU per call of all its parts: it tells a call
+    that waits (round trips) from one that works. It is no steadier than wall time on a host whose
+    CPU slows down with its neighbours (seen here: both tripled together). Redis' share comes
+    from ``INFO cpu``; the PostgreSQL backend's from ``/proc`` (same machine, loopback; 10 ms
+    ticks, so only totals over many calls are meaningful). SQLite runs in process.
     """
 
     def __init__(self, client: Any) -> None:
