@@ -1,4 +1,5 @@
-"""What every bench script shares: where its Redis is, a throughput loop, a replica, the peak-memory line.
+"""What every bench script shares: where its Redis is, a throughput loop, a replica, the CPU of
+processes, the peak-memory line.
 
 Scripts run as ``python bench/<name>.py``, so this module is imported as ``_common``.
 """
@@ -9,7 +10,8 @@ import os
 import resource
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 
@@ -24,6 +26,17 @@ def redis_url() -> Iterator[str]:
 
     with EmbeddedRedis() as server:
         yield server.url
+
+
+def process_cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by ``pids`` (from /proc; 0 for a pid that is gone)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
 
 
 def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:

@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from _common import peak_rss_mb, redis_url
+from _common import peak_rss_mb, process_cpu_seconds, redis_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -209,20 +209,16 @@ class ServerCpu:
         from django.db import connection
 
         self.client = client
-        self.backend: Path | None = None
+        self.backends: list[int] = []
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_backend_pid()")
-                self.backend = Path(f"/proc/{cursor.fetchone()[0]}/stat")
-        self.ticks = os.sysconf("SC_CLK_TCK")
+                self.backends.append(cursor.fetchone()[0])
 
     def now(self) -> float:
         info = self.client.info("cpu")
         used = time.process_time() + float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
-        if self.backend is not None and self.backend.exists():
-            fields = self.backend.read_text().rsplit(")", 1)[1].split()
-            used += (int(fields[11]) + int(fields[12])) / self.ticks
-        return used
+        return used + process_cpu_seconds(self.backends)
 
 
 def bench_rows(client: Any, limit: int, rounds: int) -> None:

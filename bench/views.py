@@ -44,6 +44,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from _common import process_cpu_seconds
+
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = (
     "trivial",
@@ -84,17 +86,6 @@ def _load_worker(args: tuple[int, str, int, float]) -> list[float]:
     for worker in workers:
         worker.join(timeout=seconds + 30)
     return [value for out in latencies for value in out]
-
-
-def _cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds used so far by ``pids`` (from /proc; 0 for a pid that is gone)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / ticks
 
 
 def _server_pids(master: int, redis_pid: int) -> list[int]:
@@ -320,14 +311,14 @@ def main() -> None:
         for _ in range(args.rounds):
             for variant in random.sample(VARIANTS, len(VARIANTS)):
                 path = f"/{variant}/"
-                cpu_before = _cpu_seconds(pids)
+                cpu_before = process_cpu_seconds(pids)
                 if use_wrk:
                     rps, p99, total = _wrk_load(port, path, args.clients, args.threads, args.seconds)
                 else:
                     rps, p99, total = _builtin_load(
                         pool, port, path, args.clients, args.threads, args.seconds
                     )
-                cpu_us = (_cpu_seconds(pids) - cpu_before) / max(total, 1) * 1e6
+                cpu_us = (process_cpu_seconds(pids) - cpu_before) / max(total, 1) * 1e6
                 results[variant].append((rps, p99, cpu_us))
         render_cost = _render_cost()
         hit_cpu = _hit_cpu()

@@ -194,7 +194,7 @@ def _fill_redis(
         full = full_keys(cache, [pack.key, *pack.pointer_keys, *pack.own_keys])
         keys += full
         written += full[: 1 + count]  # the pack and its pointers
-        args += [len(pack.pointer_keys), encode(pack.data), *pack.own_stamps]
+        args += [count, encode(pack.data), *pack.own_stamps]
     try:
         store.call(
             "set_many",
