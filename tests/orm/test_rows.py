@@ -351,3 +351,39 @@ def test_near_cache_serves_rows_from_process_memory_and_sees_writes(
                 assert Article.cached.get(article.pk)["title"] == "Second"  # type: ignore[index]
         finally:
             near.close()
+
+
+def _arguments(entry: dict[str, Any]) -> int:
+    """Arguments of a SLOWLOG entry: Redis keeps 32 of them, the last saying how many more."""
+    words = entry["command"].split(b" ")
+    if words[-1] == b"arguments)" and words[-4] == b"...":
+        return 31 + int(words[-3].lstrip(b"("))
+    return len(words)
+
+
+def test_every_command_of_a_big_get_many_is_bounded_by_the_chunk_not_the_batch(
+    article: Article, redis_client: Any
+) -> None:
+    """5,000 pks, missed then hit: no read, fill or pack read sends more than a chunk's worth of
+    arguments (pointers, versions, stamps: ~3 per pk of one chunk), whatever the batch size."""
+    made = Article.objects.bulk_create([Article(title=f"C{i}", author=article.author) for i in range(4999)])
+    pks = [article.pk, *(a.pk for a in made)]
+    Article.cached.get_many([article.pk])  # scripts loaded
+    threshold = redis_client.config_get("slowlog-log-slower-than")["slowlog-log-slower-than"]
+    length = redis_client.config_get("slowlog-max-len")["slowlog-max-len"]
+    redis_client.config_set("slowlog-log-slower-than", 0)  # log every command
+    redis_client.config_set("slowlog-max-len", 10_000)
+    try:
+        redis_client.slowlog_reset()
+        assert len(Article.cached.get_many(pks)) == 5000  # misses: reads, one query per 999, fills
+        assert len(Article.cached.get_many(pks)) == 5000  # hits
+        entries = redis_client.slowlog_get(10_000)
+    finally:
+        redis_client.config_set("slowlog-log-slower-than", threshold)
+        redis_client.config_set("slowlog-max-len", length)
+    widest = max(_arguments(entry) for entry in entries)
+    # docs/orm.md: chunks of 1,000 pks, each command touching ~2,000 keys. The widest is a fill of
+    # 1,000 rows: 2,013 keys (pointers, versions, 10 packs, 3 shared counters) and 1,025 values.
+    assert 2000 <= widest <= 3100, widest
+    sent = sum(1 for entry in entries if _arguments(entry) >= 1000)
+    assert sent >= 2 * 5, sent  # per chunk of 1,000: a read on each call, and a fill on the miss
