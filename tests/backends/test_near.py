@@ -477,6 +477,13 @@ def test_near_counters_show_in_stats_metrics_and_the_dashboard(
     assert '<td data-field="near_hits">1</td>' in page
 
 
+def _commands_but_heartbeats(redis_client: Any) -> dict[str, int]:
+    """Calls per command so far, without the tracking connection's heartbeat and INFO itself."""
+    stats = redis_client.info("commandstats")
+    skipped = ("cmdstat_ping", "cmdstat_info")
+    return {name: stat["calls"] for name, stat in stats.items() if name not in skipped}
+
+
 @pytest.mark.urls("tests.urls_views")
 def test_a_page_hit_is_served_from_memory_with_its_versions(
     near_caches: dict[str, Any], redis_client: Any
@@ -487,12 +494,12 @@ def test_a_page_hit_is_served_from_memory_with_its_versions(
     client = Client()
     first = client.get("/hello/")
     assert client.get("/hello/").content == first.content  # a hit read from Redis, installed
-    before = redis_client.info("stats")["total_commands_processed"]
+    before = _commands_but_heartbeats(redis_client)
     for _ in range(10):
         response = client.get("/hello/")
         assert response.content == first.content
-    # The page and its version counters came from process memory: only INFO reached the server.
-    assert redis_client.info("stats")["total_commands_processed"] == before + 1
+    # The page and its version counters came from process memory: nothing reached the server.
+    assert _commands_but_heartbeats(redis_client) == before
     caches["default"].clear()  # a write: the next request renders again
     assert client.get("/hello/").content != first.content
 
@@ -527,3 +534,106 @@ def test_a_decoded_payload_is_remembered_by_its_bytes_within_a_quarter_of_the_bu
             assert decoded.count(b"one") == 2  # forgotten with the flush
         finally:
             near.close()
+
+
+def test_a_verdict_is_recalled_only_while_the_entries_it_came_from_are_held_unchanged(
+    near_caches: dict[str, Any], redis_client: Any
+) -> None:
+    cache: Any = caches["default"]
+    near = ready_near()
+    cache.set_many({"page": "p", "v1": 1, "v2": 2, "other": 0})
+    assert cache.get_many(["page", "v1", "v2"]) == {"page": "p", "v1": 1, "v2": 2}
+    keys = [full(name) for name in ("page", "v1", "v2")]
+
+    def kept() -> Any:
+        since = near.changes
+        near.derive("verdict", keys, since, "fresh", 60.0)
+        return near.recall("verdict")
+
+    assert kept() == "fresh"
+    assert near.recall("verdict") == "fresh"
+    redis_client.set(full("other"), b"5")  # another process writes a key this process does not hold
+    assert cache.get("other") == 5
+    assert near.recall("verdict") == "fresh"
+    redis_client.set(full("other"), b"6")  # now held: any held entry that changes forgets verdicts
+    assert near.recall("verdict") is None
+    assert kept() == "fresh"
+    redis_client.set(full("v2"), b"3")  # ... as one it read does
+    assert near.recall("verdict") is None
+    assert cache.get_many(["page", "v1", "v2"]) == {"page": "p", "v1": 1, "v2": 3}
+    assert kept() == "fresh"
+    cache.set("v1", 4)  # a write by this process
+    assert near.recall("verdict") is None
+    assert cache.get_many(["page", "v1", "v2"]) == {"page": "p", "v1": 4, "v2": 3}
+    assert kept() == "fresh"
+    near.flush()
+    assert near.recall("verdict") is None
+
+
+def test_a_verdict_is_never_kept_from_payloads_that_changed_or_are_not_held(
+    near_caches: dict[str, Any],
+) -> None:
+    cache: Any = caches["default"]
+    near = ready_near()
+    cache.set_many({"page": "p", "v1": 1})
+    assert cache.get_many(["page", "v1"]) == {"page": "p", "v1": 1}
+    since = near.changes  # read before the payloads, as check() does
+    cache.set("v1", 2)  # changed after they were read
+    near.derive("verdict", [full("page"), full("v1")], since, "fresh", 60.0)
+    assert near.recall("verdict") is None
+    assert cache.get("missing") is None  # held, as absent
+    near.derive("verdict", [full("page"), full("missing")], near.changes, "fresh", 60.0)
+    assert near.recall("verdict") is None
+    near.derive("verdict", [full("page"), full("never-read")], near.changes, "fresh", 60.0)
+    assert near.recall("verdict") is None
+
+
+def test_a_verdict_lives_no_longer_than_asked_nor_than_its_entries(cachewise_caches: dict[str, Any]) -> None:
+    configured = {"default": near_entry(cachewise_caches["default"], max_age=0.3)}
+    with override_settings(CACHES=configured):
+        cache: Any = caches["default"]
+        near = ready_near()
+        try:
+            cache.set("page", "p")
+            assert cache.get("page") == "p"
+            near.derive("short", [full("page")], near.changes, "fresh", 0.1)
+            near.derive("long", [full("page")], near.changes, "fresh", 60.0)
+            assert near.recall("short") == near.recall("long") == "fresh"
+            time.sleep(0.15)
+            assert near.recall("short") is None
+            assert near.recall("long") == "fresh"
+            time.sleep(0.2)  # the entry's max_age (0.3 s) has passed
+            assert near.recall("long") is None
+        finally:
+            near.close()
+
+
+@pytest.mark.urls("tests.urls_views")
+def test_a_near_page_hit_is_answered_again_until_one_of_its_counters_moves(
+    near_caches: dict[str, Any], redis_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.test import Client
+
+    from cachewise.orm.generations import GLOBAL_EPOCH
+    from cachewise.pagecache import stamp
+
+    ready_near()
+    client = Client()
+    first = client.get("/hello/")
+    assert client.get("/hello/").content == first.content
+    reads: list[str] = []
+    read = stamp._read
+
+    def counted(alias: str, key: str, deps: Any) -> Any:
+        reads.append(key)
+        return read(alias, key, deps)
+
+    monkeypatch.setattr(stamp, "_read", counted)
+    for _ in range(5):
+        assert client.get("/hello/").content == first.content
+    assert reads == []  # the kept verdict: no read of the page or its counters, even from memory
+    redis_client.incr(full(GLOBAL_EPOCH))  # a counter of every page moves, in "another process"
+    again = client.get("/hello/")
+    assert again.content != first.content  # rendered again, not the kept verdict
+    assert len(reads) >= 1
+    assert client.get("/hello/").content == again.content

@@ -198,3 +198,81 @@ def test_smaller_max_age_from_the_view_shortens_the_stored_lifetime(
     ttls = [redis_client.ttl(key) for key in redis_client.scan_iter(match=f"*{prefix}*page:v1:view:*")]
     assert ttls
     assert all(0 < ttl <= 5 for ttl in ttls)
+
+
+def _through_auth(path: str, prepare: Any = None) -> tuple[Any, Any]:
+    """The cached view of ``path`` called as Django's session and auth middleware leave the request
+    (``prepare`` may change it after them, as a later middleware would); (request, response)."""
+    from django.contrib.auth.middleware import AuthenticationMiddleware
+    from django.contrib.sessions.middleware import SessionMiddleware
+    from django.test import RequestFactory
+    from django.urls import resolve
+
+    request = RequestFactory().get(path)
+    SessionMiddleware(lambda r: None).process_request(request)  # type: ignore[arg-type]
+    AuthenticationMiddleware(lambda r: None).process_request(request)  # type: ignore[arg-type]
+    if prepare is not None:
+        prepare(request)
+    return request, resolve(path).func(request)
+
+
+@pytest.mark.django_db
+def test_an_anonymous_hit_does_not_evaluate_request_user() -> None:
+    from django.utils.functional import empty
+
+    _through_auth("/hello/")
+    request, response = _through_auth("/hello/")
+    assert response["X-Cachewise"] == "hit"
+    assert request.user._wrapped is empty  # known anonymous: no session, Django's own lazy user
+
+
+def _logged_in_session_data(request: Any) -> None:
+    # A middleware that authenticated the visitor into the session (no session cookie yet).
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.auth.models import User
+
+    user = User.objects.get(username="erin")
+    request.session[SESSION_KEY] = str(user.pk)
+    request.session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    request.session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+
+
+def _session_key_without_cookie(request: Any) -> None:
+    # A session middleware that takes its key from elsewhere than the cookie.
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.auth.models import User
+    from django.contrib.sessions.backends.db import SessionStore
+
+    user = User.objects.get(username="erin")
+    stored = SessionStore()
+    stored.update(
+        {
+            SESSION_KEY: str(user.pk),
+            BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
+            HASH_SESSION_KEY: user.get_session_auth_hash(),
+        }
+    )
+    stored.save()
+    request.session = SessionStore(session_key=stored.session_key)
+
+
+def _own_lazy_user(request: Any) -> None:
+    from django.contrib.auth.models import User
+    from django.utils.functional import SimpleLazyObject
+
+    request.user = SimpleLazyObject(lambda: User.objects.get(username="erin"))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("prepare", [_logged_in_session_data, _session_key_without_cookie, _own_lazy_user])
+def test_a_user_known_otherwise_than_by_a_session_cookie_is_never_served_the_shared_page(
+    prepare: Any,
+) -> None:
+    from django.contrib.auth.models import User
+
+    User.objects.create_user("erin")
+    _through_auth("/hello/")
+    assert _through_auth("/hello/")[1]["X-Cachewise"] == "hit"
+    _request, response = _through_auth("/hello/", prepare)
+    assert response["X-Cachewise"] == "bypass; reason=authenticated"
+    assert response.content.startswith(b"hello erin ")

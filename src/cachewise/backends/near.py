@@ -26,7 +26,10 @@ used first; payloads above ``max_entry_bytes`` are never held.
 One reader opts out of decoding on every hit: the page cache, which never mutates the page it
 reads, asks for :meth:`NearCache.decoded`, a memo of decoded values keyed by the payload bytes
 themselves (a changed value is new bytes, so it can never be answered from an old decode), within
-a quarter of ``max_bytes`` of its own.
+a quarter of ``max_bytes`` of its own. It also keeps its verdict on a page (fresh under these
+counters) with :meth:`NearCache.derive`: answered again by :meth:`NearCache.recall` only while
+no entry of the cache has been removed or replaced since the payloads it was drawn from were
+read (:attr:`NearCache.changes`), so a recalled verdict is the one a full read would reach.
 """
 
 from __future__ import annotations
@@ -147,6 +150,12 @@ class NearCache:
         self.bytes = 0
         self._decoded: dict[bytes, Any] = {}
         self._decoded_bytes = 0
+        #: Bumped (under the lock) whenever a held entry is removed or replaced: by an
+        #: invalidation, a local write, a flush, an eviction, a re-read. A change to a key not
+        #: held leaves it (and so the verdicts of :meth:`derive`) as it was.
+        self.changes = 0
+        #: name -> (changes when its payloads were read, monotonic deadline, keys held, value).
+        self._derived: dict[str, tuple[int, float, int, Any]] = {}
         _NEAR_CACHES.add(self)
         self.tracker = Tracker(
             alias, self._new_connection, prefix, settings.heartbeat, self._invalidated, self.flush
@@ -260,11 +269,50 @@ class NearCache:
                 size = 2 * len(raw) + ENTRY_OVERHEAD
                 if self._decoded_bytes + size > budget:
                     self._decoded.clear()
+                    self._derived.clear()
                     self._decoded_bytes = 0
                     if size > budget:
                         continue
                 self._decoded[raw] = value
                 self._decoded_bytes += size
+
+    def derive(self, name: str, keys: Sequence[str], since: int, value: Any, for_seconds: float) -> None:
+        """Remember ``value``, computed from the payloads of ``keys`` read after :attr:`changes`
+        was ``since``, for :meth:`recall` (at most ``for_seconds``, and never past an entry's own
+        expiry). Nothing is remembered when an entry changed since, or a key is absent: then the
+        payloads held now may not be the ones ``value`` came from. Only for values nobody
+        mutates; counted in the decoded memo's budget (a quarter of ``max_bytes``).
+        """
+        with self._lock:
+            if since != self.changes or for_seconds <= 0:
+                return
+            entries = self._entries
+            until = time.monotonic() + min(for_seconds, self.settings.max_age)
+            size = ENTRY_OVERHEAD
+            for key in keys:
+                entry = entries.get(key)
+                if entry is None or entry[0] is None:
+                    return
+                until = min(until, entry[1])
+                size += entry[2]
+            if self._decoded_bytes + size > self.settings.max_bytes // 4:
+                self._decoded.clear()
+                self._derived.clear()
+                self._decoded_bytes = 0
+            self._derived[name] = (since, until, len(keys), value)
+            self._decoded_bytes += size
+
+    def recall(self, name: str) -> Any:
+        """What :meth:`derive` remembered under ``name``, or None when it may no longer hold (the
+        near cache cannot serve, an entry changed since, or it is past its deadline)."""
+        memo = self._derived.get(name)
+        if memo is None or not self.usable():
+            return None
+        since, until, count, value = memo
+        if since != self.changes or time.monotonic() >= until:
+            return None
+        record("near_hit", self.alias, "-", count)
+        return value
 
     def _settle(self, keys: Sequence[str], ticket: _Ticket, reply: Any) -> list[Any] | None:
         if reply is None:  # failed open: misses, nothing installed
@@ -308,6 +356,7 @@ class NearCache:
                 old = entries.pop(key, None)
                 if old is not None:
                     added -= old[2]
+                    self.changes += 1
                 entries[key] = (raw, now + life, size)
                 added += size
             self.bytes += added
@@ -323,6 +372,7 @@ class NearCache:
             _, (_, _, size) = entries.popitem(last=False)
             self.bytes -= size
             freed += size
+            self.changes += 1
         if freed:
             record("near_eviction", self.alias, "-")
         return freed
@@ -338,6 +388,7 @@ class NearCache:
                 old = self._entries.pop(key, None)
                 if old is not None:
                     freed += old[2]
+                    self.changes += 1
             self.bytes -= freed
         if freed:
             record("near_bytes", self.alias, "-", -freed)
@@ -346,9 +397,11 @@ class NearCache:
         """Forget everything, reads in flight included (tracking lost, breaker open, clear)."""
         with self._lock:
             freed, self.bytes = self.bytes, 0
+            self.changes += 1
             self._entries.clear()
             self._pending.clear()
             self._decoded.clear()
+            self._derived.clear()
             self._decoded_bytes = 0
         if freed:
             record("near_bytes", self.alias, "-", -freed)
@@ -369,6 +422,7 @@ class NearCache:
                 if old is not None:
                     freed += old[2]
                     dropped += 1
+            self.changes += dropped
             self.bytes -= freed
         if dropped:
             record("near_invalidation", self.alias, "-", dropped)
@@ -387,7 +441,9 @@ class NearCache:
         self._pending = {}
         self.bytes = 0
         self._decoded = {}
+        self._derived = {}
         self._decoded_bytes = 0
+        self.changes += 1
 
 
 _NEAR_CACHES: weakref.WeakSet[NearCache] = weakref.WeakSet()

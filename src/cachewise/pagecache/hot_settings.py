@@ -31,7 +31,7 @@ def hot_setting(name: str) -> Any:
 
 
 def _forget(*, setting: str, **kwargs: Any) -> None:
-    if setting.startswith("CACHEWISE_"):
+    if setting.startswith("CACHEWISE_") or setting == "DEBUG":  # DEBUG_HEADERS follows DEBUG
         _values.clear()
 
 

@@ -39,6 +39,7 @@ from cachewise.store.fill_budget import FillBudget
 from .budget import aadmit, admit, budget_key, per_window
 from .entry import DEBUG_HEADER, Page, Pointer, page_value, parse, pointer_value, to_response
 from .freshness import Freshness, attempt, learned, stamped, tracker_for
+from .hot_settings import hot_setting
 from .key import NAMESPACE, QUERY, KeyPolicy, base_key, undeclared_param, variant_key, vary_snapshot
 from .outage import Outage, unwatch, watch
 from .rules import (
@@ -130,6 +131,9 @@ class PageCache:
         # Until when this process skips fills because the budget was found spent (monotonic).
         # Per (alias, KEY_PREFIX): each has its own budget counter. Bounded by the aliases.
         self._spent_until: dict[tuple[str, str], float] = {}
+        # The last page parsed, with the stored value it came from (kept alive, so compared by
+        # identity): one page per view or site cache.
+        self._last_parsed: tuple[Any, Page] | None = None
 
     # -- policy values read per request (override_settings works) ---------------------------
 
@@ -464,7 +468,16 @@ class PageCache:
 
     def _followed(self, request: HttpRequest, run: _Run, value: Any) -> Page | Pointer | None:
         # When this request rendered, its own response is the answer, stored or not.
-        return None if run.response is not None else parse(value)
+        if run.response is not None:
+            return None
+        # A near-cached page comes back as the same object until it changes: parsed once.
+        last = self._last_parsed
+        if last is not None and last[0] is value:
+            return last[1]
+        item = parse(value)
+        if isinstance(item, Page):
+            self._last_parsed = (value, item)
+        return item
 
     def _finish(
         self, request: HttpRequest, run: _Run, item: Page | Pointer | None
@@ -489,7 +502,7 @@ class PageCache:
         """Build the response of a cached ``page``."""
         # Hits and misses are counted by the fill (cachewise.compute.stampede) under namespace "page".
         response = to_response(page)
-        if conf.DEBUG_HEADERS:
+        if hot_setting("DEBUG_HEADERS"):
             response[DEBUG_HEADER] = "hit"
         return response
 
@@ -500,7 +513,7 @@ class PageCache:
 
     def miss(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         """Mark ``response`` as rendered by the view on a cache miss."""
-        if conf.DEBUG_HEADERS:
+        if hot_setting("DEBUG_HEADERS"):
             response[DEBUG_HEADER] = "miss"
         return response
 
@@ -512,6 +525,6 @@ class PageCache:
         if reason in PERSONAL_REASONS:
             # One visitor's page: make sure no shared cache downstream keeps it either.
             patch_cache_control(response, private=True)
-        if conf.DEBUG_HEADERS:
+        if hot_setting("DEBUG_HEADERS"):
             response[DEBUG_HEADER] = f"bypass; reason={reason}"
         return response

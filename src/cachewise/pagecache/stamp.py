@@ -26,15 +26,20 @@ import functools
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from cachewise.conf import conf
 from cachewise.keys import make_key
 from cachewise.orm import generations
 from cachewise.pagecache.entry import POINTER_TAG
 from cachewise.store.adapter import Entry
+from cachewise.store.choice import get_store
+from cachewise.store.stamped import full_keys
 
 from .key import NAMESPACE
+
+if TYPE_CHECKING:
+    from cachewise.backends.near import NearCache
 
 __all__ = [
     "PREFIX_DEPTH",
@@ -194,7 +199,19 @@ def read_versions(deps: Iterable[Dep]) -> dict[Dep, int]:
 
 def check(alias: str, key: str, base: tuple[Dep, ...], view: tuple[Dep, ...] = ()) -> Check:
     """Read the page at ``key`` with its counters: ``base`` (URL counters), the memo's and
-    ``view`` (what the view's pages depended on lately: known before a miss renders)."""
+    ``view`` (what the view's pages depended on lately: known before a miss renders).
+
+    With a near cache on ``alias``, a fresh verdict is kept there and answered again while none
+    of its entries changed (:meth:`~cachewise.backends.near.NearCache.recall`): the same answer
+    as reading the page and its counters from process memory and comparing them again.
+    """
+    near: NearCache | None = get_store(alias).near
+    since = 0
+    if near is not None:
+        known_fresh = near.recall(key)
+        if known_fresh is not None:
+            return cast(Check, known_fresh)
+        since = near.changes
     hinted = _hints.get(key, ())
     wanted = (*base, *hinted) if not view else tuple(dict.fromkeys((*base, *hinted, *view)))
     raw, known = _read(alias, key, wanted)
@@ -217,7 +234,24 @@ def check(alias: str, key: str, base: tuple[Dep, ...], view: tuple[Dep, ...] = (
     if extra != hinted:
         _remember(key, extra)
     fresh = all(known.get(dep) == version for dep, version in stamp.items())
-    return Check(value, fresh, not fresh, known)
+    result = Check(value, fresh, not fresh, known)
+    if fresh and near is not None and not missing:
+        _keep_verdict(near, alias, key, wanted, since, result, entry.soft_expiry - time.time())
+    return result
+
+
+def _keep_verdict(
+    near: NearCache, alias: str, key: str, wanted: tuple[Dep, ...], since: int, result: Check, ttl: float
+) -> None:
+    """Keep a fresh verdict in ``near`` when the page and every counter it read are held there
+    (counters of another alias are read apart: their changes would not be seen)."""
+    names = [key]
+    for dep_alias, name in wanted:
+        if dep_alias != alias:
+            return
+        names.append(name)
+    if all(map(near.wants, names)):
+        near.derive(key, full_keys(get_store(alias).cache, names), since, result, ttl)
 
 
 def _is_pointer(value: Any) -> bool:

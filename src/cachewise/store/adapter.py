@@ -21,6 +21,7 @@ computing, so a fill that started before an invalidation is never stored.
 from __future__ import annotations
 
 import abc
+import functools
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -132,6 +133,12 @@ class Store(abc.ABC):
     def cache(self) -> BaseCache:
         """This thread's cache object for the alias (Django keeps one per thread)."""
         return caches[self.alias]
+
+    @functools.cached_property
+    def near(self) -> Any:
+        """The alias' near cache (``OPTIONS["near_cache"]``; one per process, whichever thread
+        asks), or None: found once, where :attr:`cache` costs a thread-local lookup per call."""
+        return getattr(self.cache, "near", None)
 
     # Keys -------------------------------------------------------------------------------------
     def value_key(self, key: str) -> str:
