@@ -23,7 +23,16 @@ from django.http import HttpResponse, HttpResponseBase
 
 from .key import Snapshot
 
-__all__ = ["DEBUG_HEADER", "Page", "Pointer", "page_value", "parse", "pointer_value", "to_response"]
+__all__ = [
+    "DEBUG_HEADER",
+    "Page",
+    "Pointer",
+    "header_table",
+    "page_value",
+    "parse",
+    "pointer_value",
+    "to_response",
+]
 
 PAGE_TAG = "cw.page.1"
 POINTER_TAG = "cw.vary.1"
@@ -88,6 +97,21 @@ def parse(value: Any) -> Page | Pointer | None:
     return None
 
 
-def to_response(page: Page) -> HttpResponseBase:
-    """A fresh HttpResponse for ``page`` (each request gets its own object to mutate)."""
-    return HttpResponse(page.body, status=page.status, reason=page.reason, headers=dict(page.headers))
+def header_table(page: Page) -> dict[str, tuple[str, str]] | None:
+    """``page``'s headers as Django checked and stored them in a response (lower-cased name ->
+    (name, value)), for :func:`to_response` to copy; None where this Django keeps them otherwise."""
+    table = getattr(to_response(page).headers, "_store", None)
+    return dict(table) if isinstance(table, dict) else None
+
+
+def to_response(page: Page, table: dict[str, tuple[str, str]] | None = None) -> HttpResponseBase:
+    """A fresh HttpResponse for ``page`` (each request gets its own object to mutate).
+
+    With ``table`` (:func:`header_table` of the same page) the headers are copied as checked once,
+    instead of each being encoded and validated again (~4-8 us of a near hit's ~40).
+    """
+    if table is None:
+        return HttpResponse(page.body, status=page.status, reason=page.reason, headers=dict(page.headers))
+    response = HttpResponse(page.body, status=page.status, reason=page.reason)
+    response.headers._store = dict(table)  # the default Content-Type included, in Django's order
+    return response

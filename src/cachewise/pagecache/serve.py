@@ -37,7 +37,7 @@ from cachewise.signals import cache_bypassed
 from cachewise.store.fill_budget import FillBudget
 
 from .budget import aadmit, admit, budget_key, per_window
-from .entry import DEBUG_HEADER, Page, Pointer, page_value, parse, pointer_value, to_response
+from .entry import DEBUG_HEADER, Page, Pointer, header_table, page_value, parse, pointer_value, to_response
 from .freshness import Freshness, attempt, learned, stamped, tracker_for
 from .hot_settings import hot_setting
 from .key import NAMESPACE, QUERY, KeyPolicy, base_key, undeclared_param, variant_key, vary_snapshot
@@ -132,8 +132,9 @@ class PageCache:
         # Per (alias, KEY_PREFIX): each has its own budget counter. Bounded by the aliases.
         self._spent_until: dict[tuple[str, str], float] = {}
         # The last page parsed, with the stored value it came from (kept alive, so compared by
-        # identity): one page per view or site cache.
-        self._last_parsed: tuple[Any, Page] | None = None
+        # identity) and its header table (copied into each response it answers):
+        # one page per view or site cache.
+        self._last_parsed: tuple[Any, Page, dict[str, tuple[str, str]] | None] | None = None
 
     # -- policy values read per request (override_settings works) ---------------------------
 
@@ -476,7 +477,7 @@ class PageCache:
             return last[1]
         item = parse(value)
         if isinstance(item, Page):
-            self._last_parsed = (value, item)
+            self._last_parsed = (value, item, header_table(item))
         return item
 
     def _finish(
@@ -501,7 +502,8 @@ class PageCache:
     def hit(self, request: HttpRequest, page: Page) -> HttpResponseBase:
         """Build the response of a cached ``page``."""
         # Hits and misses are counted by the fill (cachewise.compute.stampede) under namespace "page".
-        response = to_response(page)
+        last = self._last_parsed
+        response = to_response(page, last[2] if last is not None and last[1] is page else None)
         if hot_setting("DEBUG_HEADERS"):
             response[DEBUG_HEADER] = "hit"
         return response
