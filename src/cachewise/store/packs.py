@@ -133,7 +133,7 @@ def _read_redis(
     keys = full_keys(cache, [*pointer_keys, *counter_keys])
     near = store._near_raws(cache, [*pointer_keys, *counter_keys], keys)
     if near is not None and None not in near[count:]:
-        served = _from_near(store, near[:count], [int(item) for item in near[count:]])
+        served = _from_near(store, cache, near[:count], [int(item) for item in near[count:]])
         if served is not None:
             return served
     guard = _failed_open(fail_open)
@@ -164,14 +164,14 @@ def _read_script(store: Any, keys: list[str], count: int, counter_ttl: int, guar
     return PackedRead(slots, indexes, decoded, [int(item) for item in counters])
 
 
-def _from_near(store: Any, pointers: list[Any], counters: list[int]) -> PackedRead | None:
+def _from_near(store: Any, cache: Any, pointers: list[Any], counters: list[int]) -> PackedRead | None:
     """:func:`read` from the alias' near cache: the pointers there, then their packs (which live
     in the pointers' namespace). None when the near cache stopped serving in between."""
     slots, indexes, names = _resolve([None if raw is None else _text(raw) for raw in pointers])
-    payloads = store.cache.near.read(names, lambda fn: store.call("get_many", fn)) if names else []
+    payloads = cache.near.read(names, lambda fn: store.call("get_many", fn)) if names else []
     if payloads is None:
         return None
-    return PackedRead(slots, indexes, store._decode_all(store.cache, payloads), counters)
+    return PackedRead(slots, indexes, store._decode_all(cache, payloads), counters)
 
 
 def _fill_redis(

@@ -1,0 +1,28 @@
+"""``cachewise.conf``: a setting read is remembered, and every way of changing one is seen."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.test import override_settings
+
+from cachewise.conf import conf
+
+
+def test_override_settings_and_the_settings_fixture_are_seen(settings: Any) -> None:
+    before = conf.ORM_COUNTER_TTL
+    with override_settings(CACHEWISE_ORM_COUNTER_TTL=11):
+        assert conf.ORM_COUNTER_TTL == 11
+        with override_settings(CACHEWISE_ORM_COUNTER_TTL=12):
+            assert conf.ORM_COUNTER_TTL == 12
+        assert conf.ORM_COUNTER_TTL == 11
+    assert before == conf.ORM_COUNTER_TTL
+    settings.CACHEWISE_ORM_COUNTER_TTL = 13
+    assert conf.ORM_COUNTER_TTL == 13
+
+
+def test_a_setting_deleted_inside_an_override_is_seen(settings: Any) -> None:
+    settings.CACHEWISE_ORM_COUNTER_TTL = 14
+    assert conf.ORM_COUNTER_TTL == 14
+    del settings.CACHEWISE_ORM_COUNTER_TTL  # sends no setting_changed; swaps the settings object
+    assert conf.ORM_COUNTER_TTL == 86400  # the documented default
