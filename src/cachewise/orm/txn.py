@@ -84,9 +84,16 @@ def schedule(
 
 def has_written(using: str) -> bool:
     """True inside a transaction on ``using`` that holds a write cachewise saw, not yet committed."""
+    if not _pending:  # no transaction of any thread holds a write (the common case of a read)
+        return False
     connection = transaction.get_connection(using)
     batch = _pending.get(connection)
-    return batch is not None and connection.in_atomic_block and _registered(connection, batch)
+    if batch is None:
+        return False
+    if connection.in_atomic_block and _registered(connection, batch):
+        return True
+    _pending.pop(connection, None)  # delivered or rolled back: forgotten, so reads skip the lookup
+    return False
 
 
 def bypass_reason(using: str) -> str | None:
