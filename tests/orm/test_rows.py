@@ -353,6 +353,53 @@ def test_near_cache_serves_rows_from_process_memory_and_sees_writes(
             near.close()
 
 
+def test_near_cached_rows_are_decoded_once_and_handed_out_as_copies(
+    article: Article, cachewise_caches: dict[str, Any], django_assert_num_queries: Any
+) -> None:
+    """Rows of immutable fields share one decoded pack between reads; a caller mutating its
+    dict (or the dict's keys) never changes what the next caller gets."""
+    from django.test import override_settings
+
+    assert Article.cached.plan().immutable
+    entry = cachewise_caches["default"]
+    near_on = {**entry, "OPTIONS": {**(entry.get("OPTIONS") or {}), "near_cache": True}}
+    with override_settings(CACHES={**cachewise_caches, "default": near_on}):
+        near: Any = caches["default"].near  # type: ignore[attr-defined]
+        try:
+            assert near.tracker.wait_ready(5.0)
+            Article.cached.get(article.pk)  # filled
+            first = Article.cached.get(article.pk)  # through the near cache: decoded, remembered
+            assert near._decoded, "the pack was not decoded once for all reads"
+            assert first is not None
+            expected = dict(first)
+            first["title"] = "mutated"
+            del first["slug"]
+            with django_assert_num_queries(0):
+                second = Article.cached.get(article.pk)
+                rows = Article.cached.get_many([article.pk])
+            assert second == expected
+            assert rows[article.pk] == expected
+            assert rows[article.pk] is not second
+        finally:
+            near.close()
+
+
+def test_only_rows_of_django_fields_with_immutable_values_share_a_decoded_pack() -> None:
+    from django.db import models
+
+    from cachewise.orm.rows import _immutable
+
+    class Tags(models.CharField):  # type: ignore[type-arg]  # a subclass may return a list
+        pass
+
+    assert _immutable(Article._meta.pk)
+    assert _immutable(Article._meta.get_field("author"))  # a foreign key: its target's pk
+    assert _immutable(models.DateTimeField())
+    assert not _immutable(models.JSONField())
+    assert not _immutable(models.BinaryField())  # memoryview on PostgreSQL
+    assert not _immutable(Tags())
+
+
 def _arguments(entry: dict[str, Any]) -> int:
     """Arguments of a SLOWLOG entry: Redis keeps 32 of them, the last saying how many more."""
     words = entry["command"].split(b" ")

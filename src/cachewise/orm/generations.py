@@ -127,10 +127,13 @@ def read_packed(
     counter_ttl: int,
     *,
     fail_open: FailOpen | None = None,
+    share: bool = False,
 ) -> packs.PackedRead:
     """:func:`read` for packed entries (:mod:`cachewise.store.packs`): the pointers and the counters
     at one instant, and the packs the pointers name (write-once keys, read right after)."""
-    return packs.read(get_store(alias), pointer_keys, counter_keys, counter_ttl, fail_open=fail_open)
+    return packs.read(
+        get_store(alias), pointer_keys, counter_keys, counter_ttl, fail_open=fail_open, share=share
+    )
 
 
 def store_packs(

@@ -100,6 +100,45 @@ def _check_path(model: ModelType, path: str) -> Any:
     return field
 
 
+#: Django's own fields whose values are immutable (str, int, bool, float, Decimal, UUID, dates,
+#: times, durations): rows made only of these may share one decoded pack between reads, each
+#: read copying the row dict. Exact classes: a subclass may turn its value into a list.
+_IMMUTABLE_FIELDS: frozenset[type] = frozenset(
+    {
+        models.AutoField,
+        models.BigAutoField,
+        models.SmallAutoField,
+        models.IntegerField,
+        models.BigIntegerField,
+        models.SmallIntegerField,
+        models.PositiveIntegerField,
+        models.PositiveBigIntegerField,
+        models.PositiveSmallIntegerField,
+        models.CharField,
+        models.TextField,
+        models.SlugField,
+        models.EmailField,
+        models.URLField,
+        models.BooleanField,
+        models.DateField,
+        models.DateTimeField,
+        models.TimeField,
+        models.DurationField,
+        models.DecimalField,
+        models.FloatField,
+        models.UUIDField,
+        models.GenericIPAddressField,
+    }
+)
+
+
+def _immutable(field: Any) -> bool:
+    """Whether ``field``'s values are immutable (a foreign key: its target's)."""
+    while type(field) in (models.ForeignKey, models.OneToOneField):
+        field = field.target_field
+    return type(field) in _IMMUTABLE_FIELDS
+
+
 @functools.lru_cache(maxsize=256)
 def _key_head(namespace: str, parts: tuple[str, ...]) -> str:
     return make_key(namespace, *parts) + ":"
@@ -146,6 +185,8 @@ class _Plan:
     int_pk: bool
     field_hash: str
     dep_counters: tuple[str, ...]
+    #: Every value of a row is immutable: a near-cached pack may be decoded once for all reads.
+    immutable: bool = False
 
 
 class RowCache:
@@ -206,6 +247,7 @@ class RowCache:
             int_pk=isinstance(self.model._meta.pk, models.IntegerField),
             field_hash=digest,
             dep_counters=counters,
+            immutable=all(map(_immutable, [self.model._meta.pk, *final.values()])),
         )
 
     def _normalise(self, pk: Any) -> Any:
@@ -268,7 +310,7 @@ class RowCache:
         row_keys, rv_keys = _row_keys(plan, pks)
         counter_keys = [*rv_keys, *plan.dep_counters]
         read = generations.read_packed(
-            alias, row_keys, counter_keys, counter_ttl(), fail_open=_outage(alias, plan)
+            alias, row_keys, counter_keys, counter_ttl(), fail_open=_outage(alias, plan), share=plan.immutable
         )
         observe.reported(alias, counter_keys, read.counters)  # a cached page rendering
         return _Chunk(pks, row_keys, rv_keys, read)
@@ -375,7 +417,7 @@ def _current_rows(
             current.append(rows if stamp == shared and type(rows) is list else None)
         except (TypeError, ValueError):  # absent (MISSING), or not a pack of this layout
             current.append(None)
-    indexes = read.indexes
+    indexes, copy = read.indexes, read.shared  # a shared pack's dicts go out as copies
     result: dict[Any, dict[str, Any]] = {}
     misses: list[int] = []
     for index, slot in enumerate(read.slots):
@@ -387,7 +429,7 @@ def _current_rows(
         if not hit:
             misses.append(index)
         elif row is not None:
-            result[pks[index]] = row
+            result[pks[index]] = row.copy() if copy else row
     return result, misses
 
 

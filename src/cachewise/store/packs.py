@@ -46,6 +46,9 @@ class PackedRead:
     indexes: list[int]
     packs: list[Any]
     counters: list[int] | None
+    #: The packs are shared with other reads (decoded once per payload by the near cache): a
+    #: caller must copy what it hands out.
+    shared: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,14 +70,17 @@ def read(
     counter_ttl: int,
     *,
     fail_open: FailOpen | None = None,
+    share: bool = False,
 ) -> PackedRead:
     """The pointers, their packs and the counters at one instant (missing counters created).
 
     One script call on a single Redis server. An outage follows the read policy as
     :meth:`Store.stamped_read` does (with ``fail_open``: nothing found, counters None).
+    ``share``: packs found in the near cache may be decoded once and shared between reads
+    (``PackedRead.shared``), for a caller that copies the rows it hands out.
     """
     if _scripted(store):
-        return _read_redis(store, pointer_keys, counter_keys, counter_ttl, fail_open)
+        return _read_redis(store, pointer_keys, counter_keys, counter_ttl, fail_open, share)
     cache = store.cache
     found = store.call(
         "get_many",
@@ -121,6 +127,7 @@ def _read_redis(
     counter_keys: Sequence[str],
     counter_ttl: int,
     fail_open: FailOpen | None,
+    share: bool = False,
 ) -> PackedRead:
     """Pointers and counters in one ``MGET``, then the packs they name in another.
 
@@ -133,7 +140,7 @@ def _read_redis(
     keys = full_keys(cache, [*pointer_keys, *counter_keys])
     near = store._near_raws(cache, [*pointer_keys, *counter_keys], keys)
     if near is not None and None not in near[count:]:
-        served = _from_near(store, cache, near[:count], [int(item) for item in near[count:]])
+        served = _from_near(store, cache, near[:count], [int(item) for item in near[count:]], share)
         if served is not None:
             return served
     guard = _failed_open(fail_open)
@@ -164,14 +171,24 @@ def _read_script(store: Any, keys: list[str], count: int, counter_ttl: int, guar
     return PackedRead(slots, indexes, decoded, [int(item) for item in counters])
 
 
-def _from_near(store: Any, cache: Any, pointers: list[Any], counters: list[int]) -> PackedRead | None:
+def _from_near(
+    store: Any, cache: Any, pointers: list[Any], counters: list[int], share: bool
+) -> PackedRead | None:
     """:func:`read` from the alias' near cache: the pointers there, then their packs (which live
-    in the pointers' namespace). None when the near cache stopped serving in between."""
+    in the pointers' namespace). None when the near cache stopped serving in between.
+
+    With ``share`` each pack payload is decoded once (:meth:`NearCache.decoded`, keyed by its
+    bytes: a pack is written once under a random key, so its bytes never name other rows).
+    """
+    near = cache.near
     slots, indexes, names = _resolve([None if raw is None else _text(raw) for raw in pointers])
-    payloads = cache.near.read(names, lambda fn: store.call("get_many", fn)) if names else []
+    payloads = near.read(names, lambda fn: store.call("get_many", fn)) if names else []
     if payloads is None:
         return None
-    return PackedRead(slots, indexes, store._decode_all(cache, payloads), counters)
+    if not share:
+        return PackedRead(slots, indexes, store._decode_all(cache, payloads), counters)
+    decoded = near.decoded(payloads, lambda raws: store._decode_all(cache, raws), MISSING)
+    return PackedRead(slots, indexes, decoded, counters, shared=True)
 
 
 def _fill_redis(
