@@ -254,6 +254,11 @@ def _wsgi_cpu(rounds: int = 15, calls: int = 200) -> str:
     from django.core.wsgi import get_wsgi_application
 
     app = get_wsgi_application()
+    from django.core.cache import caches
+
+    near = getattr(caches["default"], "near", None)
+    if near is not None:  # --near: hits from memory, as in the workers
+        assert near.tracker.wait_ready(10), "the near cache's tracking did not start"
 
     def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
         assert status.startswith("200"), status
