@@ -189,6 +189,10 @@ class _Raiser:
 class RedisCache(KeysMixin, SetsMixin, SortedSetsMixin, HashesMixin, BaseCache):
     """A Django cache on Redis: fast hit path, fail-open reads, circuit breaker, signed values."""
 
+    #: Every instance of an alias holds the same shared setup (pools, format, breaker, near
+    #: cache) and nothing of its own thread: the store may use one instance from any thread.
+    one_for_all_threads = True
+
     def __init__(self, server: str | list[str], params: dict[str, Any]) -> None:
         super().__init__(params)
         try:

@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from django.core.cache import caches
+
 from cachewise.backends.lock_subscriber import SharedSubscriber, Subscription
 from cachewise.backends.near import NearCache
 from cachewise.exceptions import CacheUnavailableError, SerializationError, UnconfirmedWriteError
@@ -67,9 +69,19 @@ class RedisStore(Store):
         super().__init__(alias)
         self.client = client
         self.codec = codec
+        # cachewise's RedisCache holds nothing per thread (its pools, format and near cache
+        # belong to the alias' shared setup): one object serves every thread, where Django's
+        # per-thread lookup (caches[alias]) costs a few microseconds per use on the hot paths.
+        self._shared_cache = cache if getattr(cache, "one_for_all_threads", False) is True else None
         self.cluster = type(client).__name__ == "RedisCluster"
         self._resilience = getattr(cache, "resilience", None)
         self._subscriber = _subscriber_for(client)
+
+    @property
+    def cache(self) -> Any:
+        """The alias' cache object: the shared one for cachewise's backend, else this thread's."""
+        shared = self._shared_cache
+        return shared if shared is not None else caches[self.alias]
 
     # Plumbing ---------------------------------------------------------------------------------
     def call(
@@ -349,7 +361,7 @@ class RedisStore(Store):
         keys = full_keys(cache, [*value_keys, *counter_keys])
         raw = self._near_raws(cache, [*value_keys, *counter_keys], keys)
         if raw is not None:  # the page cache never mutates a page: a near hit skips the decode
-            near: NearCache = cache.near  # type: ignore[attr-defined]  # _near_raws found it
+            near: NearCache = cache.near  # _near_raws found it
             values = near.decoded(raw[:count], lambda raws: self._decode_all(cache, raws), MISSING)
             return values, [None if item is None else int(item) for item in raw[count:]]
         raw = self.call(  # callers answer from the database when this raises
