@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -330,6 +331,23 @@ def test_near_cache_serves_rows_from_process_memory_and_sees_writes(
     article: Article, cachewise_caches: dict[str, Any], redis_client: Any, django_assert_num_queries: Any
 ) -> None:
     """With ``OPTIONS["near_cache"]``, pointers, versions and packs come from process memory."""
+    with _near_cache_on(cachewise_caches):
+        Article.cached.get(article.pk)  # filled
+        Article.cached.get(article.pk)  # read through the near cache
+        before = _commands(redis_client)
+        with django_assert_num_queries(0):
+            assert Article.cached.get(article.pk)["title"] == "First"  # type: ignore[index]
+        delta = _delta(before, _commands(redis_client))
+        assert not {"mget", "evalsha"} & set(delta), delta
+        article.title = "Second"
+        article.save()
+        with django_assert_num_queries(1):
+            assert Article.cached.get(article.pk)["title"] == "Second"  # type: ignore[index]
+
+
+@contextlib.contextmanager
+def _near_cache_on(cachewise_caches: dict[str, Any]) -> Iterator[Any]:
+    """The test's caches with ``OPTIONS["near_cache"]`` on ``default``, tracking in force; its near cache."""
     from django.test import override_settings
 
     entry = cachewise_caches["default"]
@@ -338,17 +356,7 @@ def test_near_cache_serves_rows_from_process_memory_and_sees_writes(
         near: Any = caches["default"].near  # type: ignore[attr-defined]
         try:
             assert near.tracker.wait_ready(5.0)
-            Article.cached.get(article.pk)  # filled
-            Article.cached.get(article.pk)  # read through the near cache
-            before = _commands(redis_client)
-            with django_assert_num_queries(0):
-                assert Article.cached.get(article.pk)["title"] == "First"  # type: ignore[index]
-            delta = _delta(before, _commands(redis_client))
-            assert not {"mget", "evalsha"} & set(delta), delta
-            article.title = "Second"
-            article.save()
-            with django_assert_num_queries(1):
-                assert Article.cached.get(article.pk)["title"] == "Second"  # type: ignore[index]
+            yield near
         finally:
             near.close()
 
@@ -358,30 +366,21 @@ def test_near_cached_rows_are_decoded_once_and_handed_out_as_copies(
 ) -> None:
     """Rows of immutable fields share one decoded pack between reads; a caller mutating its
     dict (or the dict's keys) never changes what the next caller gets."""
-    from django.test import override_settings
-
     assert Article.cached.plan().immutable
-    entry = cachewise_caches["default"]
-    near_on = {**entry, "OPTIONS": {**(entry.get("OPTIONS") or {}), "near_cache": True}}
-    with override_settings(CACHES={**cachewise_caches, "default": near_on}):
-        near: Any = caches["default"].near  # type: ignore[attr-defined]
-        try:
-            assert near.tracker.wait_ready(5.0)
-            Article.cached.get(article.pk)  # filled
-            first = Article.cached.get(article.pk)  # through the near cache: decoded, remembered
-            assert near._decoded, "the pack was not decoded once for all reads"
-            assert first is not None
-            expected = dict(first)
-            first["title"] = "mutated"
-            del first["slug"]
-            with django_assert_num_queries(0):
-                second = Article.cached.get(article.pk)
-                rows = Article.cached.get_many([article.pk])
-            assert second == expected
-            assert rows[article.pk] == expected
-            assert rows[article.pk] is not second
-        finally:
-            near.close()
+    with _near_cache_on(cachewise_caches) as near:
+        Article.cached.get(article.pk)  # filled
+        first = Article.cached.get(article.pk)  # through the near cache: decoded, remembered
+        assert near._decoded, "the pack was not decoded once for all reads"
+        assert first is not None
+        expected = dict(first)
+        first["title"] = "mutated"
+        del first["slug"]
+        with django_assert_num_queries(0):
+            second = Article.cached.get(article.pk)
+            rows = Article.cached.get_many([article.pk])
+        assert second == expected
+        assert rows[article.pk] == expected
+        assert rows[article.pk] is not second
 
 
 def test_only_rows_of_django_fields_with_immutable_values_share_a_decoded_pack() -> None:
