@@ -6,7 +6,7 @@ from typing import Any
 
 from django.test import override_settings
 
-from cachewise.conf import conf
+from cachewise.conf import conf, hot_setting
 
 
 def test_override_settings_and_the_settings_fixture_are_seen(settings: Any) -> None:
@@ -26,3 +26,14 @@ def test_a_setting_deleted_inside_an_override_is_seen(settings: Any) -> None:
     assert conf.ORM_COUNTER_TTL == 14
     del settings.CACHEWISE_ORM_COUNTER_TTL  # sends no setting_changed; swaps the settings object
     assert conf.ORM_COUNTER_TTL == 86400  # the documented default
+
+
+def test_hot_settings_follow_every_change_as_the_properties_do(settings: Any) -> None:
+    settings.DEBUG = False
+    assert hot_setting("DEBUG_HEADERS") is False
+    settings.DEBUG = True  # DEBUG_HEADERS defaults to DEBUG
+    assert hot_setting("DEBUG_HEADERS") is True
+    settings.CACHEWISE_DEBUG_HEADERS = False
+    assert hot_setting("DEBUG_HEADERS") is False
+    del settings.CACHEWISE_DEBUG_HEADERS  # no setting_changed; the settings object is swapped
+    assert hot_setting("DEBUG_HEADERS") is True

@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings as django_settings
 from django.core.signals import setting_changed
 
-__all__ = ["conf"]
+__all__ = ["conf", "hot_setting"]
 
 _MISSING = object()
 
@@ -27,12 +27,36 @@ def _names(value: Any) -> tuple[str, ...]:
 #: object it was read from. Reading a setting the project did not set costs an AttributeError
 #: inside LazySettings (5-7 us), and hot paths (an ORM row hit, a page hit) read several.
 _found: dict[str, Any] = {}
+#: :func:`hot_setting`'s values: the properties below, converted, as of the same settings.
+_values: dict[str, Any] = {}
 _found_in: list[Any] = [None]
 
 
 def _forget(*, setting: str, **kwargs: Any) -> None:
-    if setting.startswith("CACHEWISE_"):
+    if setting.startswith("CACHEWISE_") or setting == "DEBUG":  # DEBUG_HEADERS follows DEBUG
         _found.clear()
+        _values.clear()
+
+
+def _same_settings() -> None:
+    """Drop what was remembered when override_settings swapped the settings object (a setting
+    deleted inside an override sends no ``setting_changed``)."""
+    holder = django_settings._wrapped
+    if holder is not _found_in[0]:
+        _found.clear()
+        _values.clear()
+        _found_in[0] = holder
+
+
+def hot_setting(name: str) -> Any:
+    """``conf.<name>``, converted once, for code that reads it on every request (a page hit
+    reads four); dropped with the settings it came from."""
+    _same_settings()
+    try:
+        return _values[name]
+    except KeyError:
+        value = _values[name] = getattr(conf, name)
+        return value
 
 
 class CachewiseSettings:
@@ -41,10 +65,7 @@ class CachewiseSettings:
     def _get(self, name: str, default: Any) -> Any:
         # Dropped when a setting changes (override_settings and pytest-django send
         # setting_changed) and whenever override_settings swaps the settings object.
-        holder = django_settings._wrapped
-        if holder is not _found_in[0]:
-            _found.clear()
-            _found_in[0] = holder
+        _same_settings()
         try:
             value = _found[name]
         except KeyError:

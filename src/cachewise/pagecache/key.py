@@ -32,9 +32,8 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.utils import timezone, translation
 
+from cachewise.conf import hot_setting
 from cachewise.keys import make_key
-
-from .hot_settings import hot_setting
 
 __all__ = [
     "ANY_PARAMS",

@@ -21,7 +21,7 @@ from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.functional import SimpleLazyObject, empty
 
-from .hot_settings import hot_setting
+from cachewise.conf import hot_setting
 
 __all__ = [
     "BYPASS_REASONS",

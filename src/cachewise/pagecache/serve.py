@@ -30,7 +30,7 @@ from django.utils.cache import patch_cache_control, patch_response_headers, patc
 
 from cachewise.compute.api import NoStore, acompute_missing, compute_missing
 from cachewise.compute.stampede import Capped, StampedeMode
-from cachewise.conf import conf
+from cachewise.conf import conf, hot_setting
 from cachewise.exceptions import OUTAGE_ERRORS
 from cachewise.monitoring.metrics import record
 from cachewise.signals import cache_bypassed
@@ -39,7 +39,6 @@ from cachewise.store.fill_budget import FillBudget
 from .budget import aadmit, admit, budget_key, per_window
 from .entry import DEBUG_HEADER, Page, Pointer, header_table, page_value, parse, pointer_value, to_response
 from .freshness import Freshness, attempt, learned, stamped, tracker_for
-from .hot_settings import hot_setting
 from .key import NAMESPACE, QUERY, KeyPolicy, base_key, undeclared_param, variant_key, vary_snapshot
 from .outage import Outage, unwatch, watch
 from .rules import (
