@@ -7,6 +7,7 @@ cross-process promises are in tests/backends/test_near_processes.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
@@ -57,6 +58,18 @@ def near_caches(cachewise_caches: dict[str, Any]) -> Iterator[dict[str, Any]]:
         near = _alias().near
         if near is not None:
             near.close()
+
+
+@contextlib.contextmanager
+def near_options(cachewise_caches: dict[str, Any], **near: Any) -> Iterator[NearCache]:
+    """Only ``default``, with the near cache on under ``near`` options, tracking in force; its
+    near cache (stopped after)."""
+    with override_settings(CACHES={"default": near_entry(cachewise_caches["default"], **near)}):
+        cache = ready_near()
+        try:
+            yield cache
+        finally:
+            cache.close()
 
 
 def ready_near() -> NearCache:
@@ -223,62 +236,47 @@ def test_an_open_breaker_empties_the_cache_and_bypasses_it(near_caches: dict[str
 
 
 def test_entries_live_no_longer_than_max_age_or_the_key_ttl(cachewise_caches: dict[str, Any]) -> None:
-    configured = {"default": near_entry(cachewise_caches["default"], max_age=0.3)}
-    with override_settings(CACHES=configured):
+    with near_options(cachewise_caches, max_age=0.3):
         cache: Any = caches["default"]
-        near = ready_near()
-        try:
-            cache.set("forever", 1, None)
-            cache.set("short", 1, 0.15)
-            cache.get_many(["forever", "short"])
-            assert held("forever")
-            assert held("short")
-            time.sleep(0.2)
-            assert not held("short")
-            assert held("forever")
-            time.sleep(0.15)
-            assert not held("forever")  # max_age: the last resort
-        finally:
-            near.close()
+        cache.set("forever", 1, None)
+        cache.set("short", 1, 0.15)
+        cache.get_many(["forever", "short"])
+        assert held("forever")
+        assert held("short")
+        time.sleep(0.2)
+        assert not held("short")
+        assert held("forever")
+        time.sleep(0.15)
+        assert not held("forever")  # max_age: the last resort
 
 
 def test_memory_stays_within_the_byte_budget_least_recently_used_first(
     cachewise_caches: dict[str, Any],
 ) -> None:
-    configured = {"default": near_entry(cachewise_caches["default"], max_bytes=20_000, max_entry_bytes=4_000)}
-    with override_settings(CACHES=configured):
+    with near_options(cachewise_caches, max_bytes=20_000, max_entry_bytes=4_000) as near:
         cache: Any = caches["default"]
-        near = ready_near()
-        try:
-            cache.set("big", "x" * 5_000)
-            cache.get("big")
-            assert not held("big")  # above max_entry_bytes: always read from Redis
-            cache.set_many({f"k{i}": "y" * 1_000 for i in range(40)})
-            for i in range(40):
-                cache.get(f"k{i}")
-                cache.get("k0")  # keep k0 recently used
-                assert near.bytes <= 20_000
-            assert held("k0")
-            assert held("k39")
-            assert not held("k1")
-            assert 0 < near.bytes <= 20_000
-        finally:
-            near.close()
+        cache.set("big", "x" * 5_000)
+        cache.get("big")
+        assert not held("big")  # above max_entry_bytes: always read from Redis
+        cache.set_many({f"k{i}": "y" * 1_000 for i in range(40)})
+        for i in range(40):
+            cache.get(f"k{i}")
+            cache.get("k0")  # keep k0 recently used
+            assert near.bytes <= 20_000
+        assert held("k0")
+        assert held("k39")
+        assert not held("k1")
+        assert 0 < near.bytes <= 20_000
 
 
 def test_namespaces_limit_which_keys_are_held(cachewise_caches: dict[str, Any]) -> None:
-    configured = {"default": near_entry(cachewise_caches["default"], namespaces=["flags"])}
-    with override_settings(CACHES=configured):
+    with near_options(cachewise_caches, namespaces=["flags"]):
         cache: Any = caches["default"]
-        near = ready_near()
-        try:
-            cache.set_many({"flags:a": 1, "other:a": 2})
-            assert cache.get("flags:a") == 1
-            assert cache.get("other:a") == 2
-            assert held("flags:a")
-            assert not held("other:a")
-        finally:
-            near.close()
+        cache.set_many({"flags:a": 1, "other:a": 2})
+        assert cache.get("flags:a") == 1
+        assert cache.get("other:a") == 2
+        assert held("flags:a")
+        assert not held("other:a")
 
 
 def test_get_or_compute_hits_and_namespace_versions_come_from_memory(
@@ -508,9 +506,7 @@ def test_a_page_hit_is_served_from_memory_with_its_versions(
 def test_a_decoded_payload_is_remembered_by_its_bytes_within_a_quarter_of_the_budget(
     cachewise_caches: dict[str, Any],
 ) -> None:
-    configured = {"default": near_entry(cachewise_caches["default"], max_bytes=40_000)}
-    with override_settings(CACHES=configured):
-        near = ready_near()
+    with near_options(cachewise_caches, max_bytes=40_000) as near:
         decoded: list[bytes] = []
         unreadable = object()
 
@@ -518,23 +514,20 @@ def test_a_decoded_payload_is_remembered_by_its_bytes_within_a_quarter_of_the_bu
             decoded.extend(raws)
             return [unreadable if raw is None or raw == b"bad" else raw.decode() for raw in raws]
 
-        try:
-            assert near.decoded([b"one", None, b"two"], decode, unreadable) == ["one", unreadable, "two"]
-            assert near.decoded([b"two", b"one"], decode, unreadable) == ["two", "one"]
-            assert decoded == [b"one", b"two"]  # each payload decoded once
-            assert near.decoded([b"three"], decode, unreadable) == ["three"]  # new bytes: decoded
-            for _ in range(2):
-                assert near.decoded([b"bad"], decode, unreadable) == [unreadable]
-            assert decoded.count(b"bad") == 2  # an unreadable payload is never remembered
-            for i in range(100):
-                near.decoded([b"x" * 1_000 + str(i).encode()], decode, unreadable)
-                assert near._decoded_bytes <= 10_000
-            near.flush()
-            assert near._decoded_bytes == 0
-            assert near.decoded([b"one"], decode, unreadable) == ["one"]
-            assert decoded.count(b"one") == 2  # forgotten with the flush
-        finally:
-            near.close()
+        assert near.decoded([b"one", None, b"two"], decode, unreadable) == ["one", unreadable, "two"]
+        assert near.decoded([b"two", b"one"], decode, unreadable) == ["two", "one"]
+        assert decoded == [b"one", b"two"]  # each payload decoded once
+        assert near.decoded([b"three"], decode, unreadable) == ["three"]  # new bytes: decoded
+        for _ in range(2):
+            assert near.decoded([b"bad"], decode, unreadable) == [unreadable]
+        assert decoded.count(b"bad") == 2  # an unreadable payload is never remembered
+        for i in range(100):
+            near.decoded([b"x" * 1_000 + str(i).encode()], decode, unreadable)
+            assert near._decoded_bytes <= 10_000
+        near.flush()
+        assert near._decoded_bytes == 0
+        assert near.decoded([b"one"], decode, unreadable) == ["one"]
+        assert decoded.count(b"one") == 2  # forgotten with the flush
 
 
 def test_a_verdict_is_recalled_only_while_the_entries_it_came_from_are_held_unchanged(
@@ -591,24 +584,19 @@ def test_a_verdict_is_never_kept_from_payloads_that_changed_or_are_not_held(
 
 def test_a_verdict_lives_no_longer_than_asked_nor_than_its_entries(cachewise_caches: dict[str, Any]) -> None:
     # Windows of 0.5 s and more: a loaded machine may stall a test thread for a few 100 ms.
-    configured = {"default": near_entry(cachewise_caches["default"], max_age=1.5)}
-    with override_settings(CACHES=configured):
+    with near_options(cachewise_caches, max_age=1.5) as near:
         cache: Any = caches["default"]
-        near = ready_near()
-        try:
-            cache.set("page", "p")
-            assert cache.get("page") == "p"  # held until at most 1.5 s from now
-            held_until = time.monotonic() + 1.5
-            near.derive("short", [full("page")], near.changes, "fresh", 0.5)
-            near.derive("long", [full("page")], near.changes, "fresh", 60.0)
-            assert near.recall("short") == near.recall("long") == "fresh"
-            time.sleep(0.6)
-            assert near.recall("short") is None
-            assert near.recall("long") == "fresh"
-            time.sleep(max(0.0, held_until + 0.1 - time.monotonic()))  # the entry's max_age passed
-            assert near.recall("long") is None
-        finally:
-            near.close()
+        cache.set("page", "p")
+        assert cache.get("page") == "p"  # held until at most 1.5 s from now
+        held_until = time.monotonic() + 1.5
+        near.derive("short", [full("page")], near.changes, "fresh", 0.5)
+        near.derive("long", [full("page")], near.changes, "fresh", 60.0)
+        assert near.recall("short") == near.recall("long") == "fresh"
+        time.sleep(0.6)
+        assert near.recall("short") is None
+        assert near.recall("long") == "fresh"
+        time.sleep(max(0.0, held_until + 0.1 - time.monotonic()))  # the entry's max_age passed
+        assert near.recall("long") is None
 
 
 @pytest.mark.urls("tests.urls_views")
