@@ -628,3 +628,25 @@ def test_a_near_page_hit_is_answered_again_until_one_of_its_counters_moves(
     assert again.content != first.content  # rendered again, not the kept verdict
     assert len(reads) >= 1
     assert client.get("/hello/").content == again.content
+
+
+@pytest.mark.urls("tests.urls_views")
+def test_a_kept_page_verdict_is_not_served_after_the_tracking_connection_was_killed(
+    near_caches: dict[str, Any], redis_client: Any
+) -> None:
+    from django.test import Client
+
+    from cachewise.orm.generations import GLOBAL_EPOCH
+
+    near = ready_near()
+    client = Client()
+    first = client.get("/hello/")
+    assert client.get("/hello/").content == first.content
+    assert near._derived, "the page's verdict was not kept"
+    for tracked in redis_client.client_list():
+        if "invalidate" in tracked.get("psub", "") or tracked.get("sub") == "1":
+            redis_client.client_kill_filter(_id=tracked["id"])
+    redis_client.incr(full(GLOBAL_EPOCH))  # moved while nobody tracks for this process
+    assert client.get("/hello/").content != first.content  # not the kept verdict
+    assert near.tracker.wait_ready(READY)
+    assert near.tracker.connects >= 2
