@@ -571,7 +571,7 @@ def test_a_verdict_is_never_kept_from_payloads_that_changed_or_are_not_held(
     near = ready_near()
     cache.set_many({"page": "p", "v1": 1})
     assert cache.get_many(["page", "v1"]) == {"page": "p", "v1": 1}
-    since = near.changes  # read before the payloads, as check() does
+    since = near.mark()  # read before the payloads, as check() does
     cache.set("v1", 2)  # changed after they were read
     near.derive("verdict", [full("page"), full("v1")], since, "fresh", 60.0)
     assert near.recall("verdict") is None
@@ -580,6 +580,26 @@ def test_a_verdict_is_never_kept_from_payloads_that_changed_or_are_not_held(
     assert near.recall("verdict") is None
     near.derive("verdict", [full("page"), full("never-read")], near.changes, "fresh", 60.0)
     assert near.recall("verdict") is None
+
+
+def test_a_mark_includes_every_write_that_finished_before_it(
+    near_caches: dict[str, Any], redis_client: Any
+) -> None:
+    # A write another process finished before this request began must not refuse the verdict
+    # of the payloads read after it: mark() applies its invalidation before counting.
+    cache: Any = caches["default"]
+    near = ready_near()
+    cache.set("page", "p")
+    assert cache.get("page") == "p"  # held
+    before = near.changes
+    for attempt in range(50):  # the reader thread, when it wins the race, applies it the same
+        redis_client.set(full("page"), redis_client.get(full("page")))  # the same payload, rewritten
+        since = near.mark()
+        assert since > before, "an invalidation already in the socket was not applied"
+        assert cache.get("page") == "p"  # read again from Redis, held again
+        near.derive("verdict", [full("page")], since, "fresh", 60.0)
+        assert near.recall("verdict") == "fresh", f"verdict refused on attempt {attempt}"
+        before = near.changes
 
 
 def test_a_verdict_lives_no_longer_than_asked_nor_than_its_entries(cachewise_caches: dict[str, Any]) -> None:

@@ -276,12 +276,21 @@ class NearCache:
                 self._decoded[raw] = value
                 self._decoded_bytes += size
 
+    def mark(self) -> int:
+        """:attr:`changes` after applying every invalidation already received: the ``since`` to
+        pass to :meth:`derive` for payloads looked up next. Read before that drain, an
+        invalidation already waiting in the socket (a write that finished before this request
+        began) would be applied by the lookup's own drain and refuse the verdict for nothing.
+        """
+        self.tracker.ready()
+        return self.changes
+
     def derive(self, name: str, keys: Sequence[str], since: int, value: Any, for_seconds: float) -> None:
         """Remember ``value``, computed from the payloads of ``keys`` read after :attr:`changes`
-        was ``since``, for :meth:`recall` (at most ``for_seconds``, and never past an entry's own
-        expiry). Nothing is remembered when an entry changed since, or a key is absent: then the
-        payloads held now may not be the ones ``value`` came from. Only for values nobody
-        mutates; counted in the decoded memo's budget (a quarter of ``max_bytes``).
+        was ``since`` (:meth:`mark`), for :meth:`recall` (at most ``for_seconds``, and never past
+        an entry's own expiry). Nothing is remembered when an entry changed since, or a key is
+        absent: then the payloads held now may not be the ones ``value`` came from. Only for
+        values nobody mutates; counted in the decoded memo's budget (a quarter of ``max_bytes``).
         """
         with self._lock:
             if since != self.changes or for_seconds <= 0:

@@ -211,7 +211,7 @@ def check(alias: str, key: str, base: tuple[Dep, ...], view: tuple[Dep, ...] = (
         known_fresh = near.recall(key)
         if known_fresh is not None:
             return cast(Check, known_fresh)
-        since = near.changes
+        since = near.mark()
     hinted = _hints.get(key, ())
     wanted = (*base, *hinted) if not view else tuple(dict.fromkeys((*base, *hinted, *view)))
     raw, known = _read(alias, key, wanted)
