@@ -635,9 +635,9 @@ def test_a_near_page_hit_is_answered_again_until_one_of_its_counters_moves(
     reads: list[str] = []
     read = stamp._read
 
-    def counted(alias: str, key: str, deps: Any) -> Any:
+    def counted(alias: str, key: str, deps: Any, *rest: Any) -> Any:
         reads.append(key)
-        return read(alias, key, deps)
+        return read(alias, key, deps, *rest)
 
     monkeypatch.setattr(stamp, "_read", counted)
     for _ in range(5):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import threading
 import time
 from typing import Any
@@ -55,6 +56,44 @@ def test_twenty_threads_on_a_cold_page_render_it_once() -> None:
     before = _renders("slow")
     bodies = _hammer("/slow/", 20)
     assert _renders("slow") - before == 1
+    assert len(set(bodies)) == 1
+
+
+def _herd_process(path: str, threads: int, start_at: float, out: Any) -> None:
+    """Child process: ``threads`` threads ask for ``path`` at ``start_at``; report renders, bodies."""
+    before = _renders("slow")
+    bodies: list[bytes] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        time.sleep(max(0.0, start_at - time.time()))
+        body = Client().get(path).content
+        with lock:
+            bodies.append(body)
+
+    pool = [threading.Thread(target=one) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join(timeout=20)
+    out.put((_renders("slow") - before, bodies))
+
+
+def test_three_processes_of_ten_threads_on_a_cold_page_render_it_once() -> None:
+    # The miss' lock is taken by the page read itself: exactly one of the 30 reads gets it and
+    # renders; the others (its own process' threads included) wait for that fill.
+    fork = multiprocessing.get_context("fork")
+    out = fork.Queue()
+    start_at = time.time() + 1.0
+    children = [fork.Process(target=_herd_process, args=("/slow/", 10, start_at, out)) for _ in range(3)]
+    for child in children:
+        child.start()
+    results = [out.get(timeout=30) for _ in children]
+    for child in children:
+        child.join(timeout=10)
+    assert sum(renders for renders, _ in results) == 1
+    bodies = [body for _, found in results for body in found]
+    assert len(bodies) == 30
     assert len(set(bodies)) == 1
 
 

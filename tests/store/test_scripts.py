@@ -79,6 +79,11 @@ def _tour(url: str) -> None:
     cap = FillBudget("capped-budget", 1, 60, 10, lambda: True)
     assert store.fill("capped", Entry(1, 0.0, math.inf, 0.0), 60, token=token, fence=read.fence, budget=cap)
     store.settle_fence("other")
+    folded = store.peek_or_lock("folded", ["c1"], 5)
+    assert folded is not None
+    held = folded[2]
+    assert held is not None
+    assert store.release("folded", held.token)
     lock = store.acquire("other", 5)
     assert lock is not None
     assert store.release("other", lock)

@@ -44,6 +44,7 @@ from cachewise.conf import conf
 from cachewise.keys import private_key
 from cachewise.monitoring.metrics import namespace_of, record
 from cachewise.signals import cache_invalidated
+from cachewise.store.adapter import Held
 from cachewise.store.choice import get_store
 
 from .background import io_pool
@@ -205,15 +206,25 @@ def get_or_compute(
 
 
 def compute_missing(
-    key: str, compute: Callable[[], Any], ttl: float | None, *, stampede: StampedeMode, alias: str
+    key: str,
+    compute: Callable[[], Any],
+    ttl: float | None,
+    *,
+    stampede: StampedeMode,
+    alias: str,
+    held: Held | None = None,
 ) -> Any:
     """:func:`get_or_compute` for a caller that has just read ``key`` and found nothing.
 
     The same single flight and fenced fill, one round trip shorter: the lock script re-reads
-    the key as it takes the lock, so the first read would only repeat the caller's.
+    the key as it takes the lock, so the first read would only repeat the caller's. ``held``:
+    the lock the caller's read already took (:meth:`~cachewise.store.adapter.Store.peek_or_lock`,
+    with a lease of ``CACHEWISE_LOCK_LEASE``): computed and filled under it, without the lock
+    script's round trip.
     """
     work: Computation[Any] = Computation(compute, _unwrap)
-    return fetch(get_store(alias), key, _policy(ttl, stampede, 1.0, 0, 0, None), work, missing=True)
+    policy = _policy(ttl, stampede, 1.0, 0, 0, None)
+    return fetch(get_store(alias), key, policy, work, missing=True, held=held)
 
 
 _async_flights: dict[tuple[int, str, str], asyncio.Future[Any]] = {}

@@ -40,7 +40,7 @@ from django.db import connections
 from cachewise.exceptions import CacheUnavailableError, SerializationError
 from cachewise.monitoring.metrics import namespace_of, record
 from cachewise.signals import stampede_recomputed
-from cachewise.store.adapter import MISSING, NO_FENCE, Entry, Missing, Read, Store
+from cachewise.store.adapter import MISSING, NO_FENCE, Entry, Held, Missing, Read, Store
 from cachewise.store.fill_budget import FillBudget
 
 from .background import refresh_pool
@@ -331,18 +331,30 @@ def _close_db_connections() -> None:
     connections.close_all()
 
 
-def fetch(store: Store, key: str, policy: Policy, work: Computation[T], *, missing: bool = False) -> T:
+def fetch(
+    store: Store,
+    key: str,
+    policy: Policy,
+    work: Computation[T],
+    *,
+    missing: bool = False,
+    held: Held | None = None,
+) -> T:
     """The value of ``key``: cached, refreshed or computed according to ``policy``.
 
     A cache that cannot be reached is no reason to fail: the value is computed and returned
     (fail open), and counted by the store's failure policy. ``missing``: the caller has just
     read the key and found nothing, so the first read is skipped (the lock script re-reads).
+    ``held``: that read also took the key's lock; compute and fill under it.
     """
     # Values read from the cache are untyped (Any); this is where they become ``T``, which is
     # what this key's computation stored. Annotated locals, not cast(): no call on the hit path.
     call = _Call(store, key, policy, work, policy.mode)
     try:
-        value: T = _missed(call, NO_FENCE) if missing else _fetch(call)
+        if held is not None:
+            value: T = _under(call, held)
+        else:
+            value = _missed(call, NO_FENCE) if missing else _fetch(call)
     except (CacheUnavailableError, SerializationError):
         call.record("degraded")
         if work.done:
@@ -379,6 +391,13 @@ def _missed(call: _Call, fence: str) -> Any:
     if call.policy.mode == "none":
         return call.compute(None, fence)
     return _coalesced(call)
+
+
+def _under(call: _Call, held: Held) -> Any:
+    # The only holder of the lock computes: not through the process' coalescer, whose leader
+    # (another thread that read the key missing without getting the lock) waits on this fill.
+    call.record("miss")
+    return call._hold(held.token, Read(MISSING, held.fence, math.inf))
 
 
 def _coalesced(call: _Call) -> Any:

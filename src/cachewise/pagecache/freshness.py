@@ -20,6 +20,7 @@ from cachewise.compute.api import NoStore
 from cachewise.conf import conf
 from cachewise.monitoring.metrics import record
 from cachewise.orm.invalidation import delivered, invalidations_pending
+from cachewise.store.adapter import Held
 from cachewise.store.choice import get_store
 
 from .entry import POINTER_TAG
@@ -41,16 +42,23 @@ class Freshness:
     knows their versions before it starts: no round trip per table during the render.
     """
 
-    __slots__ = ("base", "hint", "known")
+    __slots__ = ("base", "held", "hint", "known")
 
     def __init__(self, hint: tuple[Dep, ...] = ()) -> None:
         self.base: tuple[Dep, ...] = ()
         self.hint = hint
         self.known: dict[Dep, int] = {}
+        #: The page's lock when the attempt's read found it missing and took it: the caller's.
+        self.held: Held | None = None
 
 
-def attempt(alias: str, request: HttpRequest, cache_key: str, fresh: Freshness) -> Any:
+def attempt(
+    alias: str, request: HttpRequest, cache_key: str, fresh: Freshness, lease: float | None = None
+) -> Any:
     """The page (or vary pointer) at ``cache_key`` if it is current, else None.
+
+    ``lease``: take a missing page's lock in the same read (``fresh.held``, then the caller's
+    to fill or release), so the single-flight fill needs no round trip of its own to lock.
 
     A stored page whose counters moved is invalidated (fenced) so the fill that follows renders.
     While an ORM invalidation of this process is undelivered (the cache was down when a write
@@ -62,8 +70,9 @@ def attempt(alias: str, request: HttpRequest, cache_key: str, fresh: Freshness) 
     # Before the read: delivering a pending global bump bumps the global version the read must see.
     pending = invalidations_pending() and not delivered(conf.ORM_CACHE)
     fresh.base = url_deps(alias, host_of(request), request.path)
-    result = check(alias, cache_key, fresh.base, fresh.hint)
+    result = check(alias, cache_key, fresh.base, fresh.hint, lease)
     fresh.known.update(result.known)
+    fresh.held = result.held
     if result.fresh and not pending:
         record("hit", alias, NAMESPACE)
         return unwrap(result.value)

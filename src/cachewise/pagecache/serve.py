@@ -34,6 +34,7 @@ from cachewise.conf import conf, hot_setting
 from cachewise.exceptions import OUTAGE_ERRORS
 from cachewise.monitoring.metrics import record
 from cachewise.signals import cache_bypassed
+from cachewise.store.choice import get_store
 from cachewise.store.fill_budget import FillBudget
 
 from .budget import aadmit, admit, budget_key, per_window
@@ -211,11 +212,21 @@ class PageCache:
     ) -> Any:
         # The hit: page and counters in one round trip. Else the single-flight fill.
         run.fresh.hint = view_hint(self._budget)
-        found = attempt(self.alias(), request, cache_key, run.fresh)
+        found = attempt(self.alias(), request, cache_key, run.fresh, self._lock_lease())
+        held, run.fresh.held = run.fresh.held, None
         if found is not None or self._spent(run):
+            if held is not None:  # the budget was found spent meanwhile: no fill, free the lock
+                get_store(self.alias()).release(cache_key, held.token, note="nostore")
             return found
         fill = lambda: self._fill(request, get_response, run, key, names)  # noqa: E731
-        return self._counted(request, run, compute_missing(cache_key, fill, **self._opts()))
+        return self._counted(request, run, compute_missing(cache_key, fill, held=held, **self._opts()))
+
+    def _lock_lease(self) -> float | None:
+        # The miss' lock is taken by the page read itself when the fill would lock anyway
+        # (stampede "lock" or "xfetch") and this process does not know the budget spent.
+        if self.policy.stampede == "none" or self._spending():
+            return None
+        return float(conf.LOCK_LEASE)
 
     def _fill(
         self,
@@ -404,10 +415,13 @@ class PageCache:
         alias = self.alias()
         return alias, str(getattr(caches[alias], "key_prefix", ""))
 
+    def _spending(self) -> bool:
+        return time.monotonic() < self._spent_until.get(self._budget_scope(), 0.0)
+
     def _spent(self, run: _Run) -> bool:
         # A miss while this process recently found the budget spent: render without the fill
         # (no lock, no fence, no admission round trip), so an over-budget flood leaves no key.
-        if time.monotonic() >= self._spent_until.get(self._budget_scope(), 0.0):
+        if not self._spending():
             return False
         run.reason = "entry-cap"
         return True

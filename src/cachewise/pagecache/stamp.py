@@ -32,7 +32,7 @@ from cachewise.conf import conf
 from cachewise.keys import make_key
 from cachewise.orm import generations
 from cachewise.pagecache.entry import POINTER_TAG
-from cachewise.store.adapter import Entry
+from cachewise.store.adapter import Entry, Held
 from cachewise.store.choice import get_store
 from cachewise.store.stamped import full_keys
 
@@ -138,40 +138,57 @@ class Check(NamedTuple):
     fresh: bool
     stale: bool
     known: dict[Dep, int]
+    #: The page's lock, taken by the read that found it missing (``check(lease=...)``).
+    held: Held | None = None
 
 
-def _read(alias: str, value_key: str | None, deps: Iterable[Dep]) -> tuple[Any, dict[Dep, int]]:
-    """The entry at ``value_key`` (or MISSING) and the counters ``deps``; one round trip per alias."""
+def _read(
+    alias: str, value_key: str | None, deps: Iterable[Dep], lease: float | None = None
+) -> tuple[Any, dict[Dep, int], Held | None]:
+    """The entry at ``value_key`` (or MISSING) and the counters ``deps``; one round trip per alias.
+    With ``lease``, a missing entry's lock is taken in the same round trip (see :func:`check`)."""
     by_alias: dict[str, list[str]] = {alias: []}
     for dep_alias, key in deps:
         by_alias.setdefault(dep_alias, []).append(key)
     entry: Any = generations.MISSING
     known: dict[Dep, int] = {}
+    held = None
     for dep_alias, keys in by_alias.items():
         values = [value_key] if dep_alias == alias and value_key is not None else []
-        found, counters = _counters(dep_alias, values, keys)
+        found, counters, taken = _counters(dep_alias, values, keys, lease if values else None)
         if values:
-            entry = found[0]
+            entry, held = found[0], taken
         pairs = zip([(dep_alias, key) for key in keys], counters, strict=True)
         known.update((dep, version) for dep, version in pairs if version is not None)
-    return entry, known
+    return entry, known, held
 
 
-def _counters(alias: str, values: list[str], keys: list[str]) -> tuple[list[Any], list[int | None]]:
-    # A plain MGET first: every counter exists on all but the first read after a write to a
-    # table nobody read before, an eviction or a restart; then the script initialises them.
-    peeked = generations.peek(alias, values, keys)
+def _counters(
+    alias: str, values: list[str], keys: list[str], lease: float | None = None
+) -> tuple[list[Any], list[int | None], Held | None]:
+    # A plain MGET first (with the entry's lock when asked: one script): every counter exists on
+    # all but the first read after a write to a table nobody read before, an eviction or a
+    # restart; then the script initialises them.
+    held = None
+    peeked = None
+    if lease is not None and len(values) == 1:
+        folded = get_store(alias).peek_or_lock(values[0], keys, lease)
+        if folded is not None:
+            peeked, held = ([folded[0]], folded[1]), folded[2]
+    if peeked is None:
+        peeked = generations.peek(alias, values, keys)
     if peeked is not None and None not in peeked[1]:
-        return peeked
+        return peeked[0], peeked[1], held
     if peeked is not None and values and peeked[0][0] is generations.MISSING:
         # No page: leave missing counters missing (None). The fill establishes the ones it
         # needs before it renders (Tracker); doing it here would leave three keys behind for
         # every path anyone asks for, even when nothing is ever stored for it.
-        return peeked
+        return peeked[0], peeked[1], held
+    # Only a present entry gets here, and a present entry is never locked by the read.
     found, counters = generations.read(alias, values, keys, conf.ORM_COUNTER_TTL)
     if counters is None:
         raise ConnectionError(f"the version counters of cache {alias!r} could not be read")
-    return found, list[int | None](counters)
+    return found, list[int | None](counters), None
 
 
 def establish_versions(deps: Iterable[Dep]) -> dict[Dep, int]:
@@ -197,9 +214,14 @@ def read_versions(deps: Iterable[Dep]) -> dict[Dep, int]:
     return _read(deps[0][0], None, deps)[1]
 
 
-def check(alias: str, key: str, base: tuple[Dep, ...], view: tuple[Dep, ...] = ()) -> Check:
+def check(
+    alias: str, key: str, base: tuple[Dep, ...], view: tuple[Dep, ...] = (), lease: float | None = None
+) -> Check:
     """Read the page at ``key`` with its counters: ``base`` (URL counters), the memo's and
     ``view`` (what the view's pages depended on lately: known before a miss renders).
+
+    ``lease``: a missing page's lock is taken by the same read where the store can (one script
+    on a single Redis server), for that many seconds; the caller then owns ``Check.held``.
 
     With a near cache on ``alias``, a fresh verdict is kept there and answered again while none
     of its entries changed (:meth:`~cachewise.backends.near.NearCache.recall`): the same answer
@@ -214,9 +236,9 @@ def check(alias: str, key: str, base: tuple[Dep, ...], view: tuple[Dep, ...] = (
         since = near.mark()
     hinted = _hints.get(key, ())
     wanted = (*base, *hinted) if not view else tuple(dict.fromkeys((*base, *hinted, *view)))
-    raw, known = _read(alias, key, wanted)
+    raw, known, held = _read(alias, key, wanted, lease)
     if raw is generations.MISSING:
-        return Check(None, False, False, known)
+        return Check(None, False, False, known, held)
     entry = Entry.from_wire(raw)
     value = entry.value
     if time.time() >= entry.soft_expiry:

@@ -45,6 +45,7 @@ __all__ = [
     "NO_FENCE",
     "Entry",
     "GenericStore",
+    "Held",
     "Missing",
     "Read",
     "Store",
@@ -100,6 +101,14 @@ class Read(NamedTuple):
     entry: Entry | Missing
     fence: str
     lock_ttl: float
+
+
+class Held(NamedTuple):
+    """An item's lock taken by the read that found the item missing (:meth:`Store.peek_or_lock`):
+    the holder's token and the fence its fill is checked against."""
+
+    token: str
+    fence: str
 
 
 class Watch:
@@ -265,6 +274,17 @@ class Store(abc.ABC):
 
         The values may be shared with other calls (a near-cache hit answers the same decoded
         object each time): callers must not mutate them. Its one caller, the page cache, does not.
+        """
+        return None
+
+    def peek_or_lock(
+        self, key: str, counter_keys: Sequence[str], lease: float
+    ) -> tuple[Any, list[int | None], Held | None] | None:
+        """:meth:`stamped_peek` of the entry ``key`` that also takes the entry's lock (for
+        ``lease`` seconds) when it finds the entry missing, in the same round trip: the entry
+        (``MISSING`` when absent), the counters, and the lock when this call took it. A caller
+        given a lock owns it: it fills (which releases it) or releases it. None where this is
+        not one call (then use :meth:`stamped_peek`).
         """
         return None
 

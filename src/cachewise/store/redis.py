@@ -40,6 +40,7 @@ from .adapter import (
     NO_FENCE,
     Entry,
     FailOpen,
+    Held,
     Missing,
     Read,
     Store,
@@ -369,6 +370,31 @@ class RedisStore(Store):
         )
         values = self._decode_all(cache, raw[:count])  # unreadable (unsigned, tampered): MISSING
         return values, [None if item is None else int(item) for item in raw[count:]]
+
+    def peek_or_lock(
+        self, key: str, counter_keys: Sequence[str], lease: float
+    ) -> tuple[Any, list[int | None], Held | None] | None:
+        """One script call: the entry and its counters, and the entry's lock when it is missing
+        (the page cache's miss then renders at once, instead of a second round trip to lock).
+        A hit costs a script call instead of an ``MGET`` (a few us more on the server). Not
+        on Cluster (the counters live in other slots), nor where the near cache serves.
+        """
+        if self.cluster or self._near(key) is not None:
+            return None
+        cache, client = self.cache, self.client
+        value_key, lock_key, fence_key = self._keys(key)
+        keys = [value_key, *full_keys(cache, counter_keys), lock_key, fence_key]
+        token = secrets.token_hex(16)
+        args = [token, _ms(lease), FENCE_TTL * 1000]
+        raw = self.call(  # callers answer from the database when this raises
+            "get_many",
+            lambda: run(client, versions.STAMPED_PEEK_OR_LOCK, keys, args, packed=True),
+            answered="fallback",
+        )
+        count = len(counter_keys) + 1
+        held = Held(token, _text(raw[count])) if len(raw) > count and raw[count] else None
+        entry = MISSING if raw[0] is None else self._decode_all(cache, raw[:1])[0]
+        return entry, [None if item is None else int(item) for item in raw[1:count]], held
 
     def stamped_bump(
         self,

@@ -20,6 +20,7 @@ __all__ = [
     "STAMPED_BUMP",
     "STAMPED_FILL",
     "STAMPED_FILL_MANY",
+    "STAMPED_PEEK_OR_LOCK",
     "STAMPED_READ",
     "VERSIONED_GET",
     "VERSION_BUMP",
@@ -87,6 +88,32 @@ for i = n + 1, #KEYS do
     redis.call('SET', KEYS[i], now, 'EX', ARGV[2])
     out[i] = now
   end
+end
+return out
+""",
+)
+
+# The page cache's read: the entry and its counters at one instant (KEYS 1..n, the entry
+# first, as a plain MGET); when the entry is missing, also take its lock (KEYS[n + 1]) and
+# settle its fence (KEYS[n + 2], created at "now" when missing) as ACQUIRE_READ does, so the
+# miss renders without another round trip. ARGV: token, lease ms, fence ttl ms. Answers the
+# MGET, then the fence when this call took the lock, '' when another caller holds it.
+STAMPED_PEEK_OR_LOCK = Script(
+    "stamped_peek_or_lock",
+    NOW_US_FUNCTION
+    + """
+local n = #KEYS - 2
+local out = redis.call('MGET', unpack(KEYS, 1, n))
+if out[1] then return out end
+if redis.call('SET', KEYS[n + 1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local f = redis.call('GET', KEYS[n + 2])
+  if not f then
+    f = now_us()
+    redis.call('SET', KEYS[n + 2], f, 'PX', ARGV[3])
+  end
+  out[n + 1] = f
+else
+  out[n + 1] = ''
 end
 return out
 """,
