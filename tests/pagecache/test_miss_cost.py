@@ -35,7 +35,12 @@ def authors(request: HttpRequest, letter: str) -> HttpResponse:
     )
 
 
-urlpatterns = [path("authors/<str:letter>/", authors)]
+@cache_page(60, query_params=("x",))
+async def greeting(request: HttpRequest, name: str) -> HttpResponse:
+    return HttpResponse(f"hello {name}")
+
+
+urlpatterns = [path("authors/<str:letter>/", authors), path("greeting/<str:name>/", greeting)]
 
 
 def _round_trips(url: str, run: Any) -> list[str]:
@@ -89,3 +94,9 @@ def test_a_page_miss_takes_two_round_trips_one_fewer_than_djangos(url: str) -> N
 def test_a_path_never_seen_costs_one_more_for_its_url_counters(url: str) -> None:
     sent = _misses(url, "/authors/B/")
     assert sent == ["EVALSHA", "EVALSHA", "EVALSHA"], sent
+
+
+def test_an_async_page_miss_takes_two_round_trips_too(url: str) -> None:
+    Client().get("/greeting/ann/")  # this path's URL counters exist
+    sent = _misses(url, "/greeting/ann/?x=1")
+    assert sent == ["EVALSHA", "EVALSHA"], sent

@@ -323,10 +323,24 @@ async def aget_or_compute(
 
 
 async def acompute_missing(
-    key: str, compute: Callable[[], object], ttl: float | None, *, stampede: StampedeMode, alias: str
+    key: str,
+    compute: Callable[[], object],
+    ttl: float | None,
+    *,
+    stampede: StampedeMode,
+    alias: str,
+    held: Held | None = None,
 ) -> Any:
     """Async :func:`compute_missing` (``compute`` may be a coroutine function)."""
-    return await _aget(key, compute, _policy(ttl, stampede, 1.0, 0, 0, None), alias, missing=True)
+    policy = _policy(ttl, stampede, 1.0, 0, 0, None)
+    if held is not None:
+        # The holder of the only lock computes: not behind this loop's flight for the key,
+        # which (when there is one) waits on that lock.
+        loop = asyncio.get_running_loop()
+        work = Computation(_bridge(compute, loop), _unwrap)
+        run = functools.partial(fetch, get_store(alias), key, policy, work, missing=True, held=held)
+        return await loop.run_in_executor(io_pool.executor(), contextvars.copy_context().run, run)
+    return await _aget(key, compute, policy, alias, missing=True)
 
 
 async def _aget(key: str, compute: Callable[[], object], policy: Policy, alias: str, *, missing: bool) -> Any:

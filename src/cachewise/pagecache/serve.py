@@ -317,15 +317,20 @@ class PageCache:
     ) -> Any:
         run.fresh.hint = view_hint(self._budget)
         found = await sync_to_async(attempt, thread_sensitive=False)(
-            self.alias(), request, cache_key, run.fresh
+            self.alias(), request, cache_key, run.fresh, self._lock_lease()
         )
+        held, run.fresh.held = run.fresh.held, None
         if found is not None or self._spent(run):
+            if held is not None:  # the budget was found spent meanwhile: no fill, free the lock
+                release = get_store(self.alias()).release
+                await sync_to_async(release, thread_sensitive=False)(cache_key, held.token, note="nostore")
             return found
 
         async def fill() -> Any:
             return await self._afill(request, get_response, run, key, names)
 
-        return self._counted(request, run, await acompute_missing(cache_key, fill, **self._opts()))
+        missing = await acompute_missing(cache_key, fill, held=held, **self._opts())
+        return self._counted(request, run, missing)
 
     async def _afill(
         self,
