@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import Iterator
 from typing import Any
 
@@ -58,12 +59,15 @@ def _pack_of(redis_client: Any, pk: Any) -> tuple[int, str, Any]:
 
 
 def test_rows_are_stored_as_dicts_in_a_pack_behind_a_pointer(article: Article, redis_client: Any) -> None:
-    """A row's key points into a pack: ``[shared stamp, [[own version, dict], ...]]`` (plain values)."""
+    """A row's key points into a pack: ``[shared stamp, [own version, ...], [dict, ...]]`` (plain
+    values, in columns: no list per row, no object the garbage collector tracks per row)."""
     row = Article.cached.get(article.pk)
     index, _, pack = _pack_of(redis_client, article.pk)
-    shared, rows = pack
+    shared, owns, rows = pack
     assert all(isinstance(part, int) for part in shared)
-    own, stored = rows[index - 1]
+    assert len(owns) == len(rows)
+    own, stored = owns[index - 1], rows[index - 1]
+    assert not gc.is_tracked(stored)
     assert isinstance(own, int)
     assert type(stored) is dict
     assert stored == row

@@ -102,7 +102,7 @@ def _tour(url: str) -> None:
     packed = generations.read_packed("default", ["p"], [own, "c2"], 600)
     assert packed.counters is not None
     pack = packs.Pack(
-        "pack", [packed.counters[1:], [[packed.counters[0], {"a": 1}]]], ["p"], [own], packed.counters[:1]
+        "pack", [packed.counters[1:], [packed.counters[0]], [{"a": 1}]], ["p"], [own], packed.counters[:1]
     )
     generations.store_packs("default", [pack], ["c2"], packed.counters[1:], 60)
     generations.bump("default", keys, 600)

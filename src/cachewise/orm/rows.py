@@ -70,7 +70,10 @@ _PACK = 100
 #: Pks per query of misses (a query of every miss of a call, split only past this).
 _QUERY_MAX = 5000
 #: Names the stored layout in the fields hash: a layout change never reads old entries.
-_LAYOUT = "pack-v3"
+#: v4: a pack is ``[shared stamp, own stamps, rows]`` (columns, not a ``[own, row]`` list per
+#: row): unpickling makes no list per row, and dicts of plain values are not tracked by the
+#: garbage collector, so a 1,000-row read no longer sets off collections (~1.5 ms of a hit).
+_LAYOUT = "pack-v4"
 _UTC = datetime.timezone.utc
 
 
@@ -326,11 +329,10 @@ class RowCache:
         batch = []
         for start in range(0, len(misses), _PACK):
             part = misses[start : start + _PACK]
-            rows = [[counters[i], loaded[pks[i]]] for i in part]
             batch.append(
                 Pack(
                     _pack_key(plan),
-                    [shared, rows],
+                    [shared, [counters[i] for i in part], [loaded[pks[i]] for i in part]],
                     [chunk.row_keys[i] for i in part],
                     [chunk.rv_keys[i] for i in part],
                     [counters[i] for i in part],
@@ -413,8 +415,9 @@ def _current_rows(
     current: list[Any] = [None]  # slot 0: no pointer
     for pack in read.packs:
         try:
-            stamp, rows = pack
-            current.append(rows if stamp == shared and type(rows) is list else None)
+            stamp, owns, rows = pack
+            fits = stamp == shared and type(owns) is list and type(rows) is list
+            current.append((owns, rows) if fits and len(owns) == len(rows) else None)
         except (TypeError, ValueError):  # absent (MISSING), or not a pack of this layout
             current.append(None)
     indexes, copy = read.indexes, read.shared  # a shared pack's dicts go out as copies
@@ -422,8 +425,10 @@ def _current_rows(
     misses: list[int] = []
     for index, slot in enumerate(read.slots):
         try:
-            own, row = current[slot][indexes[index] - 1]
-            hit = own == counters[index] and (row is None or type(row) is dict)
+            owns, rows = current[slot]
+            at = indexes[index] - 1
+            row = rows[at]
+            hit = at >= 0 and owns[at] == counters[index] and (row is None or type(row) is dict)
         except (TypeError, ValueError, IndexError, KeyError):
             hit = False  # no pointer, a stale pack, or not an entry of this layout
         if not hit:
