@@ -224,9 +224,10 @@ class PageCache:
     def _lock_lease(self) -> float | None:
         # The miss' lock is taken by the page read itself when the fill would lock anyway
         # (stampede "lock" or "xfetch") and this process does not know the budget spent.
-        if self.policy.stampede == "none" or self._spending():
+        # Asked on every request, hits included: no cache lookup unless a budget was spent.
+        if self.policy.stampede == "none" or (self._spent_until and self._spending()):
             return None
-        return float(conf.LOCK_LEASE)
+        return float(hot_setting("LOCK_LEASE"))
 
     def _fill(
         self,
