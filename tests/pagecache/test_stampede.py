@@ -29,7 +29,8 @@ def _renders(view: str) -> int:
     return views_views.renders.get(view, 0)
 
 
-def _hammer(path: str, count: int) -> list[bytes]:
+def _hammer(path: str, count: int, start_at: float | None = None) -> list[bytes]:
+    """``count`` threads ask for ``path`` together (at ``start_at``, a ``time.time()``, if given)."""
     bodies: list[bytes] = []
     errors: list[BaseException] = []
     start = threading.Barrier(count)
@@ -37,7 +38,10 @@ def _hammer(path: str, count: int) -> list[bytes]:
     def worker() -> None:
         try:
             client = Client()
-            start.wait(timeout=10)
+            if start_at is None:
+                start.wait(timeout=10)
+            else:
+                time.sleep(max(0.0, start_at - time.time()))
             bodies.append(client.get(path).content)
         except BaseException as exc:  # reported below
             errors.append(exc)
@@ -62,20 +66,11 @@ def test_twenty_threads_on_a_cold_page_render_it_once() -> None:
 def _herd_process(path: str, threads: int, start_at: float, out: Any) -> None:
     """Child process: ``threads`` threads ask for ``path`` at ``start_at``; report renders, bodies."""
     before = _renders("slow")
-    bodies: list[bytes] = []
-    lock = threading.Lock()
-
-    def one() -> None:
-        time.sleep(max(0.0, start_at - time.time()))
-        body = Client().get(path).content
-        with lock:
-            bodies.append(body)
-
-    pool = [threading.Thread(target=one) for _ in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join(timeout=20)
+    try:
+        bodies = _hammer(path, threads, start_at)
+    except BaseException as exc:  # reported to the parent, which would otherwise wait it out
+        out.put((-1, [repr(exc).encode()]))
+        raise
     out.put((_renders("slow") - before, bodies))
 
 
