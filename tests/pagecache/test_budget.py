@@ -209,3 +209,16 @@ def test_a_spent_budget_under_one_key_prefix_does_not_hold_back_another(
         delete_prefixed(
             cachewise_caches["default"]["LOCATION"], cachewise_caches["default"]["KEY_PREFIX"] + "-other"
         )
+
+
+def test_a_lock_the_read_took_is_released_when_the_budget_turns_out_spent(
+    redis_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The page read takes a missing page's lock; a budget another thread found spent in between
+    # means no fill: the lock must go at once, not hold other processes back for its lease.
+    from cachewise.pagecache.serve import PageCache
+
+    monkeypatch.setattr(PageCache, "_lock_lease", lambda self: 5.0)  # the read takes the lock
+    monkeypatch.setattr(PageCache, "_spending", lambda self: True)  # then the budget is spent
+    assert Client().get("/search/?q=race")["X-Cachewise"] == "bypass; reason=entry-cap"
+    assert list(redis_client.scan_iter(match="*page:*:lock", count=1000)) == []
