@@ -92,6 +92,26 @@ def test_three_processes_of_ten_threads_on_a_cold_page_render_it_once() -> None:
     assert len(set(bodies)) == 1
 
 
+def test_a_lock_the_page_read_took_is_released_when_counters_of_another_alias_fail(
+    settings: Any, redis_client: Any
+) -> None:
+    # The page's alias is read first and takes the missing page's lock; a dead Redis behind
+    # another alias (where the view's ORM counters live) then fails the check: no fill will
+    # follow, so the lock must not hold other requests back for its lease.
+    from cachewise.embedded import free_port
+    from cachewise.exceptions import OUTAGE_ERRORS
+    from cachewise.pagecache import stamp
+
+    dead = {
+        "BACKEND": "cachewise.backends.redis.RedisCache",
+        "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+    }
+    settings.CACHES = {**settings.CACHES, "dead": dead}
+    with pytest.raises(OUTAGE_ERRORS):
+        stamp.check("default", "page:v1:view:lonely", (), (("dead", "orm:v1:gen"),), lease=5.0)
+    assert list(redis_client.scan_iter(match="*lonely*:lock", count=1000)) == []
+
+
 def test_one_render_per_expiry() -> None:
     before = _renders("short_slow")
     first = _hammer("/short-slow/", 10)

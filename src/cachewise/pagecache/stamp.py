@@ -22,6 +22,7 @@ changed) does the hit read those counters in a second round trip.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
@@ -153,13 +154,19 @@ def _read(
     entry: Any = generations.MISSING
     known: dict[Dep, int] = {}
     held = None
-    for dep_alias, keys in by_alias.items():
-        values = [value_key] if dep_alias == alias and value_key is not None else []
-        found, counters, taken = _counters(dep_alias, values, keys, lease if values else None)
-        if values:
-            entry, held = found[0], taken
-        pairs = zip([(dep_alias, key) for key in keys], counters, strict=True)
-        known.update((dep, version) for dep, version in pairs if version is not None)
+    try:
+        for dep_alias, keys in by_alias.items():  # the entry's alias first
+            values = [value_key] if dep_alias == alias and value_key is not None else []
+            found, counters, taken = _counters(dep_alias, values, keys, lease if values else None)
+            if values:
+                entry, held = found[0], taken
+            pairs = zip([(dep_alias, key) for key in keys], counters, strict=True)
+            known.update((dep, version) for dep, version in pairs if version is not None)
+    except BaseException:
+        if held is not None and value_key is not None:  # counters of another alias failed: no fill
+            with contextlib.suppress(Exception):
+                get_store(alias).release(value_key, held.token, note="nostore")
+        raise
     return entry, known, held
 
 
