@@ -269,6 +269,23 @@ def test_disallowed_host_is_a_400_even_when_nothing_else_checks_the_host(setting
     assert client.get("/async-echo/", HTTP_HOST="evil.test").status_code == 400
 
 
+def test_a_host_accepted_once_is_refused_after_allowed_hosts_change(settings: Any) -> None:
+    # The page cache remembers the hosts Django accepted (a hit skips the validation): the
+    # memory follows ALLOWED_HOSTS, whether assigned (setting_changed) or overridden.
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if "CommonMiddleware" not in m]
+    client = Client(raise_request_exception=False)
+    settings.ALLOWED_HOSTS = ["shop.example"]
+    assert client.get("/hello/", HTTP_HOST="shop.example").status_code == 200
+    assert client.get("/hello/", HTTP_HOST="shop.example").status_code == 200  # remembered
+    assert client.get("/hello/", HTTP_HOST="evil.test").status_code == 400  # never remembered
+    assert client.get("/hello/", HTTP_HOST="evil.test").status_code == 400
+    settings.ALLOWED_HOSTS = ["other.example"]
+    assert client.get("/hello/", HTTP_HOST="shop.example").status_code == 400
+    with override_settings(ALLOWED_HOSTS=["shop.example"]):
+        assert client.get("/hello/", HTTP_HOST="shop.example").status_code == 200
+    assert client.get("/hello/", HTTP_HOST="shop.example").status_code == 400
+
+
 @pytest.fixture
 def credentials(settings: Any) -> None:
     settings.CACHEWISE_CREDENTIAL_COOKIES = ["jwt"]

@@ -172,7 +172,33 @@ def host_of(request: HttpRequest) -> str:
     try:
         host: str = request._cachewise_host  # type: ignore[attr-defined]
     except AttributeError:
-        host = request._cachewise_host = request.get_host()  # type: ignore[attr-defined]
+        host = request._cachewise_host = _checked_host(request)  # type: ignore[attr-defined]
+    return host
+
+
+#: Raw hosts (``Host`` or ``X-Forwarded-Host`` as sent) that ``get_host()`` accepted under the
+#: settings object in ``_hosts_for`` (``override_settings``, and so pytest-django's ``settings``,
+#: swaps that object whenever ``ALLOWED_HOSTS`` or ``DEBUG`` change): a page hit then costs a
+#: dict lookup, not the validation against ``ALLOWED_HOSTS`` (bounded; a host it refused is never
+#: remembered, so it is refused again, by Django, on every request).
+_accepted_hosts: dict[str, None] = {}
+_hosts_for: list[Any] = [None]
+
+
+def _checked_host(request: HttpRequest) -> str:
+    raw_host = getattr(request, "_get_raw_host", None)
+    if raw_host is None or type(request).get_host is not HttpRequest.get_host:
+        return request.get_host()  # a request class of its own: its own rules, every time
+    if settings._wrapped is not _hosts_for[0]:  # override_settings swapped the settings
+        _accepted_hosts.clear()
+        _hosts_for[0] = settings._wrapped
+    raw: str = raw_host()
+    if raw in _accepted_hosts:
+        return raw
+    host = request.get_host()  # raises DisallowedHost
+    if len(_accepted_hosts) >= 256:
+        _accepted_hosts.clear()
+    _accepted_hosts[host] = None
     return host
 
 
