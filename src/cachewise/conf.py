@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings as django_settings
 from django.core.signals import setting_changed
 
-__all__ = ["conf", "hot_setting"]
+__all__ = ["conf", "hot_setting", "same_settings", "settings_memo"]
 
 _MISSING = object()
 
@@ -29,29 +29,43 @@ def _names(value: Any) -> tuple[str, ...]:
 _found: dict[str, Any] = {}
 #: :func:`hot_setting`'s values: the properties below, converted, as of the same settings.
 _values: dict[str, Any] = {}
+#: Every memo that holds what the settings said: these two and :func:`settings_memo`'s.
+_memos: list[dict[Any, Any]] = [_found, _values]
 _found_in: list[Any] = [None]
+
+
+def _forget_all() -> None:
+    for memo in _memos:
+        memo.clear()
 
 
 def _forget(*, setting: str, **kwargs: Any) -> None:
     if setting.startswith("CACHEWISE_") or setting == "DEBUG":  # DEBUG_HEADERS follows DEBUG
-        _found.clear()
-        _values.clear()
+        _forget_all()
 
 
-def _same_settings() -> None:
+def same_settings() -> None:
     """Drop what was remembered when override_settings swapped the settings object (a setting
-    deleted inside an override sends no ``setting_changed``)."""
+    deleted inside an override sends no ``setting_changed``). Call before reading a memo."""
     holder = django_settings._wrapped
     if holder is not _found_in[0]:
-        _found.clear()
-        _values.clear()
+        _forget_all()
         _found_in[0] = holder
+
+
+def settings_memo() -> dict[Any, Any]:
+    """A dict emptied with this module's own memos: whenever :func:`same_settings` finds the
+    settings object swapped (``override_settings``, pytest-django's ``settings``), and on a
+    change of ``DEBUG`` or a ``CACHEWISE_*`` setting. For values derived from settings."""
+    memo: dict[Any, Any] = {}
+    _memos.append(memo)
+    return memo
 
 
 def hot_setting(name: str) -> Any:
     """``conf.<name>``, converted once, for code that reads it on every request (a page hit
     reads four); dropped with the settings it came from."""
-    _same_settings()
+    same_settings()
     try:
         return _values[name]
     except KeyError:
@@ -65,7 +79,7 @@ class CachewiseSettings:
     def _get(self, name: str, default: Any) -> Any:
         # Dropped when a setting changes (override_settings and pytest-django send
         # setting_changed) and whenever override_settings swaps the settings object.
-        _same_settings()
+        same_settings()
         try:
             value = _found[name]
         except KeyError:

@@ -32,7 +32,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.utils import timezone, translation
 
-from cachewise.conf import hot_setting
+from cachewise.conf import hot_setting, same_settings, settings_memo
 from cachewise.keys import make_key
 
 __all__ = [
@@ -177,21 +177,18 @@ def host_of(request: HttpRequest) -> str:
 
 
 #: Raw hosts (``Host`` or ``X-Forwarded-Host`` as sent) that ``get_host()`` accepted under the
-#: settings object in ``_hosts_for`` (``override_settings``, and so pytest-django's ``settings``,
-#: swaps that object whenever ``ALLOWED_HOSTS`` or ``DEBUG`` change): a page hit then costs a
-#: dict lookup, not the validation against ``ALLOWED_HOSTS`` (bounded; a host it refused is never
-#: remembered, so it is refused again, by Django, on every request).
-_accepted_hosts: dict[str, None] = {}
-_hosts_for: list[Any] = [None]
+#: current settings object (``override_settings``, and so pytest-django's ``settings``, swaps it
+#: whenever ``ALLOWED_HOSTS`` or ``DEBUG`` change): a page hit then costs a dict lookup, not the
+#: validation against ``ALLOWED_HOSTS`` (bounded; a host it refused is never remembered, so it is
+#: refused again, by Django, on every request).
+_accepted_hosts: dict[str, None] = settings_memo()
 
 
 def _checked_host(request: HttpRequest) -> str:
     raw_host = getattr(request, "_get_raw_host", None)
     if raw_host is None or type(request).get_host is not HttpRequest.get_host:
         return request.get_host()  # a request class of its own: its own rules, every time
-    if settings._wrapped is not _hosts_for[0]:  # override_settings swapped the settings
-        _accepted_hosts.clear()
-        _hosts_for[0] = settings._wrapped
+    same_settings()
     raw: str = raw_host()
     if raw in _accepted_hosts:
         return raw
