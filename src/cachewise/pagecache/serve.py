@@ -34,6 +34,7 @@ from cachewise.conf import conf, hot_setting
 from cachewise.exceptions import OUTAGE_ERRORS
 from cachewise.monitoring.metrics import record
 from cachewise.signals import cache_bypassed
+from cachewise.store.adapter import Held
 from cachewise.store.choice import get_store
 from cachewise.store.fill_budget import FillBudget
 
@@ -215,11 +216,16 @@ class PageCache:
         found = attempt(self.alias(), request, cache_key, run.fresh, self._lock_lease())
         held, run.fresh.held = run.fresh.held, None
         if found is not None or self._spent(run):
-            if held is not None:  # the budget was found spent meanwhile: no fill, free the lock
-                get_store(self.alias()).release(cache_key, held.token, note="nostore")
+            if held is not None:
+                self._unfilled(cache_key, held)
             return found
         fill = lambda: self._fill(request, get_response, run, key, names)  # noqa: E731
         return self._counted(request, run, compute_missing(cache_key, fill, held=held, **self._opts()))
+
+    def _unfilled(self, cache_key: str, held: Held) -> None:
+        # The read took the lock, then the budget was found spent: no fill, free it (waiters
+        # render for themselves, as after any fill that stored nothing).
+        get_store(self.alias()).release(cache_key, held.token, note="nostore")
 
     def _lock_lease(self) -> float | None:
         # The miss' lock is taken by the page read itself when the fill would lock anyway
@@ -322,9 +328,8 @@ class PageCache:
         )
         held, run.fresh.held = run.fresh.held, None
         if found is not None or self._spent(run):
-            if held is not None:  # the budget was found spent meanwhile: no fill, free the lock
-                release = get_store(self.alias()).release
-                await sync_to_async(release, thread_sensitive=False)(cache_key, held.token, note="nostore")
+            if held is not None:
+                await sync_to_async(self._unfilled, thread_sensitive=False)(cache_key, held)
             return found
 
         async def fill() -> Any:
