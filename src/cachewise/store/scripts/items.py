@@ -6,7 +6,7 @@ Key layout and the reasons behind each check: :mod:`cachewise.redis_store`.
 from __future__ import annotations
 
 from . import Script
-from .clock import NOW_US
+from .clock import NOW_US, NOW_US_FUNCTION
 
 __all__ = [
     "ACQUIRE_READ",
@@ -132,30 +132,32 @@ return redis.call('PEXPIRE', KEYS[1], ttl + ARGV[2])
 
 # Fences live on the server clock in microseconds and only grow: a fence that was evicted is
 # recreated above every value it held, so a running fill's fence can never match it again.
-# KEYS: fence. ARGV: ttl ms. The fence, created at "now" when missing.
-SETTLE_FENCE = Script(
-    "settle_fence",
-    NOW_US
+#: Defines ``settled_fence(key, ttl)``: the item's fence, created at "now" (PX ``ttl``) when
+#: missing. Every script that settles a fence uses it (the page read's too: versions.py).
+SETTLED_FENCE_LUA = (
+    NOW_US_FUNCTION
     + """
-local f = redis.call('GET', KEYS[1])
-if f then return f end
-redis.call('SET', KEYS[1], now, 'PX', ARGV[1])
-return now
-""",
+local function settled_fence(key, ttl)
+  local f = redis.call('GET', key)
+  if f then return f end
+  f = now_us()
+  redis.call('SET', key, f, 'PX', ttl)
+  return f
+end
+"""
 )
 
+# KEYS: fence. ARGV: ttl ms. The fence, created at "now" when missing.
+SETTLE_FENCE = Script("settle_fence", SETTLED_FENCE_LUA + "return settled_fence(KEYS[1], ARGV[1])")
+
 # KEYS: value, lock, fence. ARGV: token, lease ms, fence ttl ms. Take the lock; when taken,
-# answer the value and the fence (created at "now" when missing, as SETTLE_FENCE does).
+# answer the value and the fence (settled as SETTLE_FENCE does).
 ACQUIRE_READ = Script(
     "acquire_read",
-    NOW_US
+    SETTLED_FENCE_LUA
     + """
 if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
-local f = redis.call('GET', KEYS[3])
-if not f then
-  redis.call('SET', KEYS[3], now, 'PX', ARGV[3])
-  f = now
-end
+local f = settled_fence(KEYS[3], ARGV[3])
 return {redis.call('GET', KEYS[1]), f}
 """,
 )

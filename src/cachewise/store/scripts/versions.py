@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from . import Script
 from .clock import NOW_US, NOW_US_FUNCTION
+from .items import SETTLED_FENCE_LUA
 
 __all__ = [
     "CLEAR_GENERATION",
@@ -100,18 +101,13 @@ return out
 # MGET, then the fence when this call took the lock, '' when another caller holds it.
 STAMPED_PEEK_OR_LOCK = Script(
     "stamped_peek_or_lock",
-    NOW_US_FUNCTION
+    SETTLED_FENCE_LUA
     + """
 local n = #KEYS - 2
 local out = redis.call('MGET', unpack(KEYS, 1, n))
 if out[1] then return out end
 if redis.call('SET', KEYS[n + 1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  local f = redis.call('GET', KEYS[n + 2])
-  if not f then
-    f = now_us()
-    redis.call('SET', KEYS[n + 2], f, 'PX', ARGV[3])
-  end
-  out[n + 1] = f
+  out[n + 1] = settled_fence(KEYS[n + 2], ARGV[3])
 else
   out[n + 1] = ''
 end
