@@ -136,7 +136,7 @@ class RedisStore(Store):
     # Items ------------------------------------------------------------------------------------
     def _near(self, key: str) -> Any:
         """The alias' near cache if it may hold ``key`` (``OPTIONS["near_cache"]``), else None."""
-        near = getattr(self.cache, "near", None)
+        near = self.near
         return near if near is not None and near.wants(key) else None
 
     def _guard_get(self, fn: Callable[[], T]) -> T:
@@ -364,12 +364,12 @@ class RedisStore(Store):
         if raw is not None:  # the page cache never mutates a page: a near hit skips the decode
             near: NearCache = cache.near  # _near_raws found it
             values = near.decoded(raw[:count], lambda raws: self._decode_all(cache, raws), MISSING)
-            return values, [None if item is None else int(item) for item in raw[count:]]
+            return values, _versions(raw[count:])
         raw = self.call(  # callers answer from the database when this raises
             "get_many", lambda: client.execute_command("MGET", *keys), answered="fallback"
         )
         values = self._decode_all(cache, raw[:count])  # unreadable (unsigned, tampered): MISSING
-        return values, [None if item is None else int(item) for item in raw[count:]]
+        return values, _versions(raw[count:])
 
     def peek_or_lock(
         self, key: str, counter_keys: Sequence[str], lease: float
@@ -394,7 +394,7 @@ class RedisStore(Store):
         count = len(counter_keys) + 1
         held = Held(token, _text(raw[count])) if len(raw) > count and raw[count] else None
         entry = MISSING if raw[0] is None else self._decode_all(cache, raw[:1])[0]
-        return entry, [None if item is None else int(item) for item in raw[1:count]], held
+        return entry, _versions(raw[1:count]), held
 
     def stamped_bump(
         self,
@@ -554,6 +554,11 @@ class _SharedWatch(Watch):
 
     def wait(self, timeout: float) -> str | None:
         return self.subscription.wait(timeout)
+
+
+def _versions(raws: Sequence[Any]) -> list[int | None]:
+    """Counter payloads as ints, None where a counter is missing."""
+    return [None if item is None else int(item) for item in raws]
 
 
 def _text(raw: Any) -> str:
