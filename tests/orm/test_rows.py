@@ -13,7 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from cachewise.orm import CachedRows
 from cachewise.orm.invalidation import invalidate_rows
-from cachewise.orm.rows import RowCache
+from cachewise.orm.rows import RowCache, _pack_head
 from tests.testapp.models import Article, Author, Category
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -51,10 +51,13 @@ def test_get_returns_plain_dict_of_the_fields_and_hits_without_a_query(
 
 
 def _pack_of(redis_client: Any, pk: Any) -> tuple[int, str, Any]:
-    """The pointer of row ``pk`` (its index, the pack key) and the decoded pack it points into."""
+    """The pointer of row ``pk`` (its index, the pack's full key) and the decoded pack it points
+    into. The pointer holds the index and the pack's ref (the end of its key), 22 bytes."""
     cache = caches["default"]
     pointer = redis_client.get(cache.make_key(Article.cached.key(pk))).decode()
-    index, pack_key = int(pointer[:4]), pointer[4:]
+    assert len(pointer) == 22
+    index, ref = int(pointer[:4]), pointer[4:]
+    pack_key = cache.make_key(_pack_head(Article.cached.plan()) + ref)
     return index, pack_key, cache.decode(redis_client.get(pack_key))  # type: ignore[attr-defined]
 
 
@@ -122,8 +125,8 @@ def test_unreadable_pointers_and_packs_are_misses(
     cache = caches["default"]
     row = Article.cached.get(article.pk)
     pointer_key = cache.make_key(Article.cached.key(article.pk))
-    _, pack_key, _ = _pack_of(redis_client, article.pk)
-    for pointer in (b"garbage", b"0000" + pack_key.encode(), b"0099" + pack_key.encode(), b"-001x"):
+    ref = redis_client.get(pointer_key)[4:]
+    for pointer in (b"garbage", b"0000" + ref, b"0099" + ref, b"-001x", b"0001" + ref + b" x", b"0001"):
         redis_client.set(pointer_key, pointer)
         with django_assert_num_queries(1):
             assert Article.cached.get(article.pk) == row
@@ -168,10 +171,10 @@ def test_get_many_one_query_for_misses_and_one_round_trip(
     assert set(rows) == set(pks) - {999_999}
     assert rows[more[2].pk]["title"] == "A2"
     # One MGET of pointers and counters; a counter was missing, so the read script (which creates
-    # it: three MGETs inside), then ONE fenced fill script for the five misses (one pack: its rows'
-    # own counters in one MGET inside, no per-row read).
+    # it: two MGETs inside), the MGET of the one pack a pointer names, then ONE fenced fill script
+    # for the five misses (one pack: its rows' own counters in one MGET inside, no per-row read).
     delta = _delta(before, _commands(redis_client))
-    assert (delta["evalsha"], delta["mget"]) == (1 + 1, 1 + 3 + 1)
+    assert (delta["evalsha"], delta["mget"]) == (1 + 1, 1 + 2 + 1 + 1)
     before = _commands(redis_client)
     with django_assert_num_queries(0):
         assert Article.cached.get_many(pks) == rows
@@ -433,7 +436,43 @@ def test_every_command_of_a_big_get_many_is_bounded_by_the_chunk_not_the_batch(
         redis_client.config_set("slowlog-max-len", length)
     widest = max(_arguments(entry) for entry in entries)
     # docs/orm.md: chunks of 1,000 pks, each command touching ~2,000 keys. The widest is a fill of
-    # 1,000 rows: 2,013 keys (pointers, versions, 10 packs, 3 shared counters) and 1,025 values.
+    # 1,000 rows: 2,013 keys (pointers, versions, 10 packs, 3 shared counters) and 1,035 values.
     assert 2000 <= widest <= 3100, widest
     sent = sum(1 for entry in entries if _arguments(entry) >= 1000)
     assert sent >= 2 * 5, sent  # per chunk of 1,000: a read on each call, and a fill on the miss
+
+
+def test_misses_are_queried_as_one_array_on_postgresql_with_the_rows_of_pk_in(article: Article) -> None:
+    """On PostgreSQL integer pks go as ``pk = ANY(%s)`` (one parameter, planned as ``IN``); a pk
+    beyond 64 bits (which psycopg would send as ``numeric``, unindexed) and other databases keep
+    ``pk__in``. Either way the rows are exactly those of ``filter(pk__in=...)``."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    more = Article.objects.bulk_create([Article(title=f"Q{i}", author=article.author) for i in range(30)])
+    pks = [article.pk, *(a.pk for a in more), 10**9]
+    expected = {
+        row["id"]: row for row in Article.objects.filter(pk__in=pks).values(*Article.cached.plan().values)
+    }
+    with CaptureQueriesContext(connection) as queries:
+        rows = Article.cached.get_many(pks)
+    assert {pk: row["title"] for pk, row in rows.items()} == {
+        pk: row["title"] for pk, row in expected.items()
+    }
+    (sql,) = [query["sql"] for query in queries.captured_queries]
+    assert ("= ANY(" in sql) == (connection.vendor == "postgresql"), sql
+    if connection.vendor != "postgresql":
+        return  # SQLite refuses a pk past 64 bits (OverflowError) as filter(pk__in=) does
+    with CaptureQueriesContext(connection) as queries:
+        assert Article.cached.get_many([2**64, article.pk + 10**6]) == {}
+    assert "= ANY(" not in queries.captured_queries[0]["sql"]
+
+
+@pytest.mark.parametrize("ref", ["", "a b", "x" * 41, "é1"])
+def test_a_pack_ref_that_could_not_end_a_pointer_is_refused(ref: str) -> None:
+    from cachewise.store import packs
+    from cachewise.store.choice import get_store
+
+    pack = packs.Pack("pack:", ref, [[], [1], [{"a": 1}]], ["p"], ["own"], [1])
+    with pytest.raises(ValueError, match="ref"):
+        packs.fill(get_store("default"), [pack], [], [], 60)

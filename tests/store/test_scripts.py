@@ -99,10 +99,15 @@ def _tour(url: str) -> None:
     generations.store("default", [StampedEntry("e", 1, 60, keys, stamp)])
     generations.store_batch("default", [StampedFill("r", 1, "c1", stamp[0])], ["c2"], stamp[1:], 60)
     own = f"own{uuid.uuid4().hex[:6]}"  # missing: the read runs the script that creates it
-    packed = generations.read_packed("default", ["p"], [own, "c2"], 600)
+    packed = generations.read_packed("default", ["p"], [own, "c2"], 600, pack_head="pack:")
     assert packed.counters is not None
     pack = packs.Pack(
-        "pack", [packed.counters[1:], [packed.counters[0]], [{"a": 1}]], ["p"], [own], packed.counters[:1]
+        "pack:",
+        "r1",
+        [packed.counters[1:], [packed.counters[0]], [{"a": 1}]],
+        ["p"],
+        [own],
+        packed.counters[:1],
     )
     generations.store_packs("default", [pack], ["c2"], packed.counters[1:], 60)
     generations.bump("default", keys, 600)

@@ -126,13 +126,21 @@ def read_packed(
     counter_keys: Sequence[str],
     counter_ttl: int,
     *,
+    pack_head: str,
     fail_open: FailOpen | None = None,
     share: bool = False,
 ) -> packs.PackedRead:
     """:func:`read` for packed entries (:mod:`cachewise.store.packs`): the pointers and the counters
-    at one instant, and the packs the pointers name (write-once keys, read right after)."""
+    at one instant, and the packs the pointers name under ``pack_head`` (write-once keys, read
+    right after)."""
     return packs.read(
-        get_store(alias), pointer_keys, counter_keys, counter_ttl, fail_open=fail_open, share=share
+        get_store(alias),
+        pointer_keys,
+        counter_keys,
+        counter_ttl,
+        pack_head=pack_head,
+        fail_open=fail_open,
+        share=share,
     )
 
 

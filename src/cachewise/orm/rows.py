@@ -57,6 +57,7 @@ from cachewise.monitoring.metrics import record
 from cachewise.store.packs import Pack, PackedRead
 
 from . import generations, observe, txn
+from .arrays import IntIn, int_array_ok
 from .deps import ModelType, label_of, labels, query_models
 from .invalidation import counter_ttl, delivered, orm_alias
 
@@ -73,7 +74,8 @@ _QUERY_MAX = 5000
 #: v4: a pack is ``[shared stamp, own stamps, rows]`` (columns, not a ``[own, row]`` list per
 #: row): unpickling makes no list per row, and dicts of plain values are not tracked by the
 #: garbage collector, so a 1,000-row read no longer sets off collections (~1.5 ms of a hit).
-_LAYOUT = "pack-v4"
+#: v5: a pointer holds the pack's random ref, not its whole key (22 bytes instead of ~70).
+_LAYOUT = "pack-v5"
 _UTC = datetime.timezone.utc
 
 
@@ -313,7 +315,13 @@ class RowCache:
         row_keys, rv_keys = _row_keys(plan, pks)
         counter_keys = [*rv_keys, *plan.dep_counters]
         read = generations.read_packed(
-            alias, row_keys, counter_keys, counter_ttl(), fail_open=_outage(alias, plan), share=plan.immutable
+            alias,
+            row_keys,
+            counter_keys,
+            counter_ttl(),
+            pack_head=_pack_head(plan),
+            fail_open=_outage(alias, plan),
+            share=plan.immutable,
         )
         observe.reported(alias, counter_keys, read.counters)  # a cached page rendering
         return _Chunk(pks, row_keys, rv_keys, read)
@@ -331,7 +339,8 @@ class RowCache:
             part = misses[start : start + _PACK]
             batch.append(
                 Pack(
-                    _pack_key(plan),
+                    _pack_head(plan),
+                    os.urandom(9).hex(),
                     [shared, [counters[i] for i in part], [loaded[pks[i]] for i in part]],
                     [chunk.row_keys[i] for i in part],
                     [chunk.rv_keys[i] for i in part],
@@ -350,13 +359,19 @@ class RowCache:
     def _query(self, plan: _Plan, pks: list[Any]) -> dict[Any, tuple[Any, ...] | None]:
         """Read ``pks`` as value tuples (``names`` order); absent rows map to None.
 
-        One query, or one per ``_QUERY_MAX`` pks (SQLite takes 999 parameters at most).
+        One query, or one per ``_QUERY_MAX`` pks (SQLite takes 999 parameters at most). On
+        PostgreSQL, integer pks go as one array parameter (:mod:`.arrays`: a quarter less time).
         """
         rows: dict[Any, tuple[Any, ...] | None] = dict.fromkeys(pks)
-        limit = connections[self.using].features.max_query_params or _QUERY_MAX
+        connection = connections[self.using]
+        step = min(connection.features.max_query_params or _QUERY_MAX, _QUERY_MAX)
         manager = self.model._default_manager.using(self.using)
-        for start in range(0, len(pks), min(limit, _QUERY_MAX)):
-            queryset = manager.filter(pk__in=pks[start : start + min(limit, _QUERY_MAX)])
+        for start in range(0, len(pks), step):
+            part = pks[start : start + step]
+            if plan.int_pk and int_array_ok(connection, part):
+                queryset = manager.filter(IntIn(models.F("pk"), part))
+            else:
+                queryset = manager.filter(pk__in=part)
             for row in queryset.values_list(*plan.values):
                 rows[row[0]] = row[1:] if plan.drop_pk else row
         return rows
@@ -387,9 +402,10 @@ class _Chunk:
         return found
 
 
-def _pack_key(plan: _Plan) -> str:
-    """A new pack's key: random, so concurrent fills of the same rows never share one."""
-    return make_key(plan.namespace, "pack", plan.field_hash, os.urandom(9).hex())
+def _pack_head(plan: _Plan) -> str:
+    """Where packs go: a pack's key is this and a random ref, so concurrent fills of the same rows
+    never share one."""
+    return _key_head(plan.namespace, ("pack", plan.field_hash))
 
 
 def _outage(alias: str, plan: _Plan) -> Callable[[Exception], None]:

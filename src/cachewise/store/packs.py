@@ -1,9 +1,12 @@
 """Packed stamped entries: many rows stored as ONE value, found through a pointer per row.
 
-``CachedRows`` stores the rows of one fill together: the *pack* is ``[shared stamp, [[own stamp,
-data], ...]]`` under its own key, and each row's key holds a *pointer*, ``"<index:04d><pack
-key>"`` (the index 1-based). A read of N rows then decodes (and, when signing is on, verifies)
-one value per pack instead of one per row: that per-row work was most of a hit's cost.
+``CachedRows`` stores the rows of one fill together: the *pack* is its caller's value (rows'
+``CachedRows`` layout: ``[shared stamp, own stamps, rows]``) under its own key, ``<head><ref>``
+with a random ``ref``, and each row's key holds a *pointer*, ``"<index:04d><ref>"`` (the index
+1-based; 22 bytes, where the whole key made a pointer three times longer, slower to store on
+Redis 6.2 and to read everywhere). A reader knows the head. A read of N rows then decodes (and,
+when signing is on, verifies) one value per pack instead of one per row: that per-row work was
+most of a hit's cost.
 
 The guarantees are those of stamped entries (:mod:`.stamped`): a row is served only when its own
 counter and the shared ones equal the stamps it was stored with, read at one instant with the
@@ -12,8 +15,9 @@ counter moved since it was read, nothing at all when a shared counter moved). A 
 its pointers until its TTL: a row filled again, or invalidated and refilled, leaves its old copy
 in the old pack, unread (memory, never staleness).
 
-On a single Redis server each operation is one script (:data:`.scripts.versions.PACKED_READ`,
-:data:`~.scripts.versions.PACKED_FILL`); elsewhere (another backend, Cluster, where a script may
+On a single Redis server a read is two ``MGET`` (the pointers and counters at one instant, then
+the packs; :data:`.scripts.versions.PACKED_READ` when a counter must be created) and a fill one
+script (:data:`~.scripts.versions.PACKED_FILL`); elsewhere (another backend, Cluster, where a script may
 not follow a pointer to a key of another slot) they are built from ``get_many``/``set_many`` and
 the stamp check on read keeps that path correct (fills there are not fenced).
 """
@@ -34,6 +38,8 @@ __all__ = ["Pack", "PackedRead", "fill", "read"]
 
 #: Digits of a pointer's index: a pack holds at most 9,999 rows.
 _INDEX_DIGITS = 4
+#: Longest pack ref: a pointer stays under the 44 bytes Redis stores in one allocation.
+MAX_REF = 40
 
 
 @dataclass(frozen=True)
@@ -53,14 +59,20 @@ class PackedRead:
 
 @dataclass(frozen=True)
 class Pack:
-    """One pack to store: ``data`` is ``[shared_stamp, [[own stamp, row], ...]]``, its rows in the
-    order of ``pointer_keys`` / ``own_keys`` / ``own_stamps``."""
+    """One pack to store under ``head + ref``: ``data`` holds its rows in the order of
+    ``pointer_keys`` / ``own_keys`` / ``own_stamps``. ``ref`` is what pointers hold: random
+    (a pack is written once) and short (at most :data:`MAX_REF` characters)."""
 
-    key: str
+    head: str
+    ref: str
     data: Any
     pointer_keys: Sequence[str]
     own_keys: Sequence[str]
     own_stamps: Sequence[int]
+
+    @property
+    def key(self) -> str:
+        return self.head + self.ref
 
 
 def read(
@@ -69,22 +81,24 @@ def read(
     counter_keys: Sequence[str],
     counter_ttl: int,
     *,
+    pack_head: str,
     fail_open: FailOpen | None = None,
     share: bool = False,
 ) -> PackedRead:
-    """The pointers, their packs and the counters at one instant (missing counters created).
+    """The pointers and the counters at one instant (missing counters created), and the packs
+    the pointers name, under ``pack_head``.
 
-    One script call on a single Redis server. An outage follows the read policy as
+    Two ``MGET`` on a single Redis server. An outage follows the read policy as
     :meth:`Store.stamped_read` does (with ``fail_open``: nothing found, counters None).
     ``share``: packs found in the near cache may be decoded once and shared between reads
     (``PackedRead.shared``), for a caller that copies the rows it hands out.
     """
     if _scripted(store):
-        return _read_redis(store, pointer_keys, counter_keys, counter_ttl, fail_open, share)
+        return _read_redis(store, pointer_keys, counter_keys, counter_ttl, pack_head, fail_open, share)
     cache = store.cache
     found = store.call(
         "get_many",
-        lambda: _read_generic(cache, pointer_keys, counter_keys, counter_ttl),
+        lambda: _read_generic(cache, pointer_keys, counter_keys, counter_ttl, pack_head),
         fallback=_failed_open(fail_open),
     )
     return _nothing(len(pointer_keys)) if found is None else found
@@ -106,6 +120,8 @@ def fill(
         return
     if max(len(pack.pointer_keys) for pack in packs) >= 10**_INDEX_DIGITS:
         raise ValueError(f"a pack holds at most {10**_INDEX_DIGITS - 1} rows")
+    if not all(_is_ref(pack.ref) for pack in packs):
+        raise ValueError(f"a pack's ref is 1 to {MAX_REF} ASCII letters and digits")
     if _scripted(store):
         _fill_redis(store, packs, shared_keys, shared_stamp, ttl, fail_open)
         return
@@ -126,6 +142,7 @@ def _read_redis(
     pointer_keys: Sequence[str],
     counter_keys: Sequence[str],
     counter_ttl: int,
+    pack_head: str,
     fail_open: FailOpen | None,
     share: bool = False,
 ) -> PackedRead:
@@ -133,46 +150,44 @@ def _read_redis(
 
     The packs need not be read at the same instant: a pack key is random and written once, so a
     pointer names one content for as long as it can be read. The script (:data:`PACKED_READ`)
-    runs only when a counter is missing (it creates it): Lua's per-key work cost more than the
-    second round trip.
+    runs only when a counter is missing (it creates it): Lua's per-key work cost more than a
+    plain ``MGET``.
     """
     cache, client, count = store.cache, store.client, len(pointer_keys)
     keys = full_keys(cache, [*pointer_keys, *counter_keys])
     near = store._near_raws(cache, [*pointer_keys, *counter_keys], keys)
     if near is not None and None not in near[count:]:
-        served = _from_near(store, cache, near[:count], [int(item) for item in near[count:]], share)
+        counters = [int(item) for item in near[count:]]
+        served = _from_near(store, cache, near[:count], counters, pack_head, share)
         if served is not None:
             return served
     guard = _failed_open(fail_open)
     raw = store.call("get_many", lambda: execute(client, "MGET", *keys), fallback=guard)
+    if raw is not None and None in raw[count:]:
+        args = [count, counter_ttl]
+        script = store.call(
+            "get_many", lambda: run(client, versions.PACKED_READ, keys, args, packed=True), fallback=guard
+        )
+        raw = None if script is None else [*script[0], *script[1]]
     if raw is None:
         return _nothing(count)
-    if None in raw[count:]:
-        return _read_script(store, keys, count, counter_ttl, guard)
-    slots, indexes, names = _resolve(raw[:count])
+    slots, indexes, refs = _resolve(raw[:count])
     payloads: list[Any] | None = []
-    if names:
+    if refs:
+        names = _pack_keys(cache, pack_head, refs)
         payloads = store.call("get_many", lambda: execute(client, "MGET", *names), fallback=guard)
     if payloads is None:
         return _nothing(count)
     return PackedRead(slots, indexes, store._decode_all(cache, payloads), [int(item) for item in raw[count:]])
 
 
-def _read_script(store: Any, keys: list[str], count: int, counter_ttl: int, guard: Any) -> PackedRead:
-    """:func:`read` in one script call that also creates the missing counters."""
-    client, args = store.client, [count, counter_ttl]
-    raw = store.call(
-        "get_many", lambda: run(client, versions.PACKED_READ, keys, args, packed=True), fallback=guard
-    )
-    if raw is None:
-        return _nothing(count)
-    slots, indexes, payloads, counters = raw
-    decoded = store._decode_all(store.cache, payloads)
-    return PackedRead(slots, indexes, decoded, [int(item) for item in counters])
+def _pack_keys(cache: Any, head: str, refs: Sequence[Any]) -> list[str]:
+    """The full keys of the packs named by ``refs`` (str, or bytes as Redis answers them)."""
+    return full_keys(cache, [head + (ref.decode() if isinstance(ref, bytes) else ref) for ref in refs])
 
 
 def _from_near(
-    store: Any, cache: Any, pointers: list[Any], counters: list[int], share: bool
+    store: Any, cache: Any, pointers: list[Any], counters: list[int], pack_head: str, share: bool
 ) -> PackedRead | None:
     """:func:`read` from the alias' near cache: the pointers there, then their packs (which live
     in the pointers' namespace). None when the near cache stopped serving in between.
@@ -181,7 +196,8 @@ def _from_near(
     bytes: a pack is written once under a random key, so its bytes never name other rows).
     """
     near = cache.near
-    slots, indexes, names = _resolve([None if raw is None else _text(raw) for raw in pointers])
+    slots, indexes, refs = _resolve([None if raw is None else _text(raw) for raw in pointers])
+    names = _pack_keys(cache, pack_head, refs)
     payloads = near.read(names, lambda fn: store.call("get_many", fn)) if names else []
     if payloads is None:
         return None
@@ -211,7 +227,7 @@ def _fill_redis(
         full = full_keys(cache, [pack.key, *pack.pointer_keys, *pack.own_keys])
         keys += full
         written += full[: 1 + count]  # the pack and its pointers
-        args += [count, encode(pack.data), *pack.own_stamps]
+        args += [count, encode(pack.data), pack.ref, *pack.own_stamps]
     try:
         store.call(
             "set_many",
@@ -225,10 +241,11 @@ def _fill_redis(
 
 
 def _read_generic(
-    cache: Any, pointer_keys: Sequence[str], counter_keys: Sequence[str], counter_ttl: int
+    cache: Any, pointer_keys: Sequence[str], counter_keys: Sequence[str], counter_ttl: int, pack_head: str
 ) -> PackedRead:
     pointers, counters = read_generic(cache, pointer_keys, counter_keys, counter_ttl, now_us)
-    slots, indexes, names = _resolve([pointer if isinstance(pointer, str) else None for pointer in pointers])
+    slots, indexes, refs = _resolve([pointer if isinstance(pointer, str) else None for pointer in pointers])
+    names = [pack_head + ref for ref in refs]
     found = cache.get_many(names) if names else {}
     return PackedRead(slots, indexes, [found.get(name, MISSING) for name in names], counters)
 
@@ -239,13 +256,13 @@ def _fill_generic(cache: Any, packs: Sequence[Pack], ttl: int) -> None:
     for pack in packs:
         batch[pack.key] = pack.data
         for index, key in enumerate(pack.pointer_keys, start=1):
-            batch[key] = f"{index:0{_INDEX_DIGITS}d}{pack.key}"
+            batch[key] = f"{index:0{_INDEX_DIGITS}d}{pack.ref}"
     cache.set_many(batch, timeout=ttl)
 
 
 def _resolve(pointers: Sequence[Any]) -> tuple[list[int], list[int], list[Any]]:
-    """Slots and indexes of ``pointers`` (str or bytes; as the read script answers them), and the
-    pack keys they name. Two comprehensions for well-formed pointers, a checked loop otherwise."""
+    """Slots and indexes of ``pointers`` (str or bytes; as Redis answers them), and the pack refs
+    they name. Two comprehensions for well-formed pointers, a checked loop otherwise."""
     digits = _INDEX_DIGITS
     seen: dict[Any, int] = {}
     try:
@@ -257,11 +274,13 @@ def _resolve(pointers: Sequence[Any]) -> tuple[list[int], list[int], list[Any]]:
     slots = [
         0 if pointer is None else seen.setdefault(pointer[digits:], len(seen) + 1) for pointer in pointers
     ]
+    if not all(map(_is_ref, seen)):
+        return _resolve_checked(pointers)
     return slots, indexes, list(seen)
 
 
 def _resolve_checked(pointers: Sequence[Any]) -> tuple[list[int], list[int], list[Any]]:
-    """:func:`_resolve` one pointer at a time: anything but 4 digits and a key names no pack."""
+    """:func:`_resolve` one pointer at a time: anything but 4 digits and a ref names no pack."""
     slots: list[int] = []
     indexes: list[int] = []
     names: list[Any] = []
@@ -269,7 +288,7 @@ def _resolve_checked(pointers: Sequence[Any]) -> tuple[list[int], list[int], lis
     for pointer in pointers:
         head = None if pointer is None else pointer[:_INDEX_DIGITS]
         index = int(head) if head is not None and head.isdigit() else 0
-        if index < 1:
+        if index < 1 or not _is_ref(pointer[_INDEX_DIGITS:]):
             slots.append(0)
             indexes.append(0)
             continue
@@ -281,6 +300,11 @@ def _resolve_checked(pointers: Sequence[Any]) -> tuple[list[int], list[int], lis
         slots.append(slot)
         indexes.append(index)
     return slots, indexes, names
+
+
+def _is_ref(ref: str | bytes) -> bool:
+    """A pack ref: 1 to :data:`MAX_REF` ASCII letters and digits (a valid end of any key)."""
+    return 0 < len(ref) <= MAX_REF and ref.isascii() and ref.isalnum()
 
 
 def _text(raw: Any) -> str:
