@@ -252,7 +252,7 @@ def bench_rows(client: Any, limit: int, rounds: int) -> None:
         cpu = {"hit": 0.0, "miss": 0.0, "query": 0.0}
         worst_hit: list[int] = []
         worst_miss: list[int] = []
-        repeat = max(3, min(rounds * 5, 20_000 // n))
+        repeat = max(3, min(rounds * 20, 100_000 // n))
         for _ in range(repeat):
             for kind in random.sample(["hit", "miss", "query"], 3):
                 if kind == "miss":

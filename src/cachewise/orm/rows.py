@@ -460,16 +460,13 @@ def _as_dicts(plan: _Plan, rows: dict[Any, tuple[Any, ...] | None]) -> dict[Any,
     One time zone object for every datetime: a pack pickles it once, not once per row.
     """
     names, utc, aware = plan.names, plan.utc, datetime.datetime
-    result: dict[Any, dict[str, Any] | None] = {}
-    for pk, values in rows.items():
-        if values is None:
-            result[pk] = None
-            continue
-        row = result[pk] = dict(zip(names, values, strict=True))
-        for position in utc:
-            value = values[position]
-            if isinstance(value, aware) and value.tzinfo is not None and value.tzinfo is not _UTC:
-                row[names[position]] = value.astimezone(_UTC)
+    result = {pk: None if values is None else dict(zip(names, values)) for pk, values in rows.items()}
+    for position in utc:  # psycopg hands UTC datetimes over in UTC already: usually no change
+        name = names[position]
+        for row in result.values():
+            value = None if row is None else row[name]
+            if isinstance(value, aware) and value.tzinfo is not _UTC and value.tzinfo is not None:
+                row[name] = value.astimezone(_UTC)  # type: ignore[index]
     return result
 
 
