@@ -77,6 +77,10 @@ _QUERY_MAX = 5000
 #: v5: a pointer holds the pack's random ref, not its whole key (22 bytes instead of ~70).
 _LAYOUT = "pack-v5"
 _UTC = datetime.timezone.utc
+#: What a pack's rows may be: a row's dict, or None for a pk without a row.
+_ROW_TYPES = frozenset({dict, type(None)})
+#: The types of a batch of plain int pks.
+_INTS = {int}
 
 
 def _check_path(model: ModelType, path: str) -> Any:
@@ -164,7 +168,7 @@ def _row_keys(plan: _Plan, pks: list[Any]) -> tuple[list[str], list[str]]:
     row_parts, rv_parts = ("row", plan.field_hash), ("rv",)
     row_head, rv_head = _key_head(plan.namespace, row_parts), _key_head(plan.namespace, rv_parts)
     room = MAX_KEY_LENGTH - max(len(row_head), len(rv_head)) - 20  # 20 digits: a 64-bit int
-    if room >= 0 and all(type(pk) is int for pk in pks) and min(pks) > -(2**63) and max(pks) < 2**64:
+    if room >= 0 and set(map(type, pks)) == _INTS and min(pks) > -(2**63) and max(pks) < 2**64:
         tails = list(map(int.__repr__, pks))
         return [row_head + tail for tail in tails], [rv_head + tail for tail in tails]
     return (
@@ -273,8 +277,12 @@ class RowCache:
         query for the misses of the call."""
         plan = self.plan()
         if plan.int_pk:  # an integer field keeps an int as it is: skip to_python() per pk
-            normalise = self._normalise
-            wanted = list(dict.fromkeys(pk if type(pk) is int else normalise(pk) for pk in pks))
+            pks = pks if type(pks) is list else list(pks)
+            if set(map(type, pks)) == _INTS:  # C-level passes for the usual batch
+                wanted = list(dict.fromkeys(pks))
+            else:
+                normalise = self._normalise
+                wanted = list(dict.fromkeys(pk if type(pk) is int else normalise(pk) for pk in pks))
         else:
             wanted = list(dict.fromkeys(self._normalise(pk) for pk in pks))
         return self._get_all(plan, wanted) if wanted else {}
@@ -432,25 +440,30 @@ def _current_rows(
     for pack in read.packs:
         try:
             stamp, owns, rows = pack
-            fits = stamp == shared and type(owns) is list and type(rows) is list
-            current.append((owns, rows) if fits and len(owns) == len(rows) else None)
+            fits = (
+                stamp == shared
+                and type(owns) is list
+                and type(rows) is list
+                and len(owns) == len(rows)
+                and set(map(type, rows)) <= _ROW_TYPES  # checked per pack, not per row
+            )
         except (TypeError, ValueError):  # absent (MISSING), or not a pack of this layout
-            current.append(None)
+            fits = False
+        current.append((owns, rows, len(rows)) if fits else None)
     indexes, copy = read.indexes, read.shared  # a shared pack's dicts go out as copies
     result: dict[Any, dict[str, Any]] = {}
     misses: list[int] = []
     for index, slot in enumerate(read.slots):
-        try:
-            owns, rows = current[slot]
-            at = indexes[index] - 1
-            row = rows[at]
-            hit = at >= 0 and owns[at] == counters[index] and (row is None or type(row) is dict)
-        except (TypeError, ValueError, IndexError, KeyError):
-            hit = False  # no pointer, a stale pack, or not an entry of this layout
-        if not hit:
-            misses.append(index)
-        elif row is not None:
-            result[pks[index]] = row.copy() if copy else row
+        entry = current[slot]
+        if entry is not None:
+            owns, rows, size = entry
+            at = indexes[index] - 1  # >= 0: a pointer's index is 1 or more
+            if at < size and owns[at] == counters[index]:
+                row = rows[at]
+                if row is not None:
+                    result[pks[index]] = row.copy() if copy else row
+                continue
+        misses.append(index)  # no pointer, a stale row or pack, or not a pack of this layout
     return result, misses
 
 
@@ -460,7 +473,9 @@ def _as_dicts(plan: _Plan, rows: dict[Any, tuple[Any, ...] | None]) -> dict[Any,
     One time zone object for every datetime: a pack pickles it once, not once per row.
     """
     names, utc, aware = plan.names, plan.utc, datetime.datetime
-    result = {pk: None if values is None else dict(zip(names, values)) for pk, values in rows.items()}
+    result = {
+        pk: None if values is None else dict(zip(names, values, strict=True)) for pk, values in rows.items()
+    }
     for position in utc:  # psycopg hands UTC datetimes over in UTC already: usually no change
         name = names[position]
         for row in result.values():

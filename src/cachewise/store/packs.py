@@ -24,6 +24,7 @@ the stamp check on read keeps that path correct (fills there are not fenced).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,8 @@ __all__ = ["Pack", "PackedRead", "fill", "read"]
 _INDEX_DIGITS = 4
 #: Longest pack ref: a pointer stays under the 44 bytes Redis stores in one allocation.
 MAX_REF = 40
+_INDEX = operator.itemgetter(slice(0, _INDEX_DIGITS))
+_REF = operator.itemgetter(slice(_INDEX_DIGITS, None))
 
 
 @dataclass(frozen=True)
@@ -157,7 +160,7 @@ def _read_redis(
     keys = full_keys(cache, [*pointer_keys, *counter_keys])
     near = store._near_raws(cache, [*pointer_keys, *counter_keys], keys)
     if near is not None and None not in near[count:]:
-        counters = [int(item) for item in near[count:]]
+        counters = list(map(int, near[count:]))
         served = _from_near(store, cache, near[:count], counters, pack_head, share)
         if served is not None:
             return served
@@ -178,7 +181,7 @@ def _read_redis(
         payloads = store.call("get_many", lambda: execute(client, "MGET", *names), fallback=guard)
     if payloads is None:
         return _nothing(count)
-    return PackedRead(slots, indexes, store._decode_all(cache, payloads), [int(item) for item in raw[count:]])
+    return PackedRead(slots, indexes, store._decode_all(cache, payloads), list(map(int, raw[count:])))
 
 
 def _pack_keys(cache: Any, head: str, refs: Sequence[Any]) -> list[str]:
@@ -262,7 +265,10 @@ def _fill_generic(cache: Any, packs: Sequence[Pack], ttl: int) -> None:
 
 def _resolve(pointers: Sequence[Any]) -> tuple[list[int], list[int], list[Any]]:
     """Slots and indexes of ``pointers`` (str or bytes; as Redis answers them), and the pack refs
-    they name. Two comprehensions for well-formed pointers, a checked loop otherwise."""
+    they name. C-level passes when every pointer is there (a hit), comprehensions when some
+    are missing, a checked loop for anything malformed."""
+    if pointers and None not in pointers:
+        return _resolve_all(pointers)
     digits = _INDEX_DIGITS
     seen: dict[Any, int] = {}
     try:
@@ -277,6 +283,20 @@ def _resolve(pointers: Sequence[Any]) -> tuple[list[int], list[int], list[Any]]:
     if not all(map(_is_ref, seen)):
         return _resolve_checked(pointers)
     return slots, indexes, list(seen)
+
+
+def _resolve_all(pointers: Sequence[Any]) -> tuple[list[int], list[int], list[Any]]:
+    """:func:`_resolve` of pointers none of which is missing, in C-level passes."""
+    try:
+        indexes = list(map(int, map(_INDEX, pointers)))
+    except ValueError:
+        return _resolve_checked(pointers)
+    refs = list(map(_REF, pointers))
+    order: dict[Any, int] = dict.fromkeys(refs, 0)
+    if min(indexes) < 1 or not all(map(_is_ref, order)):
+        return _resolve_checked(pointers)
+    order.update(zip(order, range(1, len(order) + 1), strict=True))  # slots in first-seen order
+    return list(map(order.__getitem__, refs)), indexes, list(order)
 
 
 def _resolve_checked(pointers: Sequence[Any]) -> tuple[list[int], list[int], list[Any]]:
