@@ -51,22 +51,23 @@ def test_get_returns_plain_dict_of_the_fields_and_hits_without_a_query(
 
 
 def _pack_of(redis_client: Any, pk: Any) -> tuple[int, str, Any]:
-    """The pointer of row ``pk`` (its index, the pack's full key) and the decoded pack it points
-    into. The pointer holds the index and the pack's ref (the end of its key), 22 bytes."""
+    """Where row ``pk`` is (its 1-based place in its pack, the pack's full key) and the decoded
+    pack. The pointer is the pack's ref (the end of its key), 18 bytes; the pack lists its pks."""
     cache = caches["default"]
-    pointer = redis_client.get(cache.make_key(Article.cached.key(pk))).decode()
-    assert len(pointer) == 22
-    index, ref = int(pointer[:4]), pointer[4:]
+    ref = redis_client.get(cache.make_key(Article.cached.key(pk))).decode()
+    assert len(ref) == 18
     pack_key = cache.make_key(_pack_head(Article.cached.plan()) + ref)
-    return index, pack_key, cache.decode(redis_client.get(pack_key))  # type: ignore[attr-defined]
+    pack = cache.decode(redis_client.get(pack_key))  # type: ignore[attr-defined]
+    return pack[3].index(pk) + 1, pack_key, pack
 
 
 def test_rows_are_stored_as_dicts_in_a_pack_behind_a_pointer(article: Article, redis_client: Any) -> None:
-    """A row's key points into a pack: ``[shared stamp, [own version, ...], [dict, ...]]`` (plain
-    values, in columns: no list per row, no object the garbage collector tracks per row)."""
+    """A row's key points into a pack: ``[shared stamp, [own version, ...], [dict, ...], [pk, ...]]``
+    (plain values, in columns: no list per row, no object the garbage collector tracks per row)."""
     row = Article.cached.get(article.pk)
     index, _, pack = _pack_of(redis_client, article.pk)
-    shared, owns, rows = pack
+    shared, owns, rows, pks = pack
+    assert pks == [article.pk]
     assert all(isinstance(part, int) for part in shared)
     assert len(owns) == len(rows)
     own, stored = owns[index - 1], rows[index - 1]
@@ -125,8 +126,13 @@ def test_unreadable_pointers_and_packs_are_misses(
     cache = caches["default"]
     row = Article.cached.get(article.pk)
     pointer_key = cache.make_key(Article.cached.key(article.pk))
-    ref = redis_client.get(pointer_key)[4:]
-    for pointer in (b"garbage", b"0000" + ref, b"0099" + ref, b"-001x", b"0001" + ref + b" x", b"0001"):
+    ref = redis_client.get(pointer_key)
+    # Another row, filled alone: its pack does not hold this row, so pointing there misses too.
+    other = Article.objects.create(title="Other", author=article.author)
+    Article.cached.get(other.pk)
+    other_ref = redis_client.get(cache.make_key(Article.cached.key(other.pk)))
+    assert other_ref != ref
+    for pointer in (b"garbage", other_ref, ref + b" x", b"-001x", b"x" * 41, b"0001" + ref, b"\xff"):
         redis_client.set(pointer_key, pointer)
         with django_assert_num_queries(1):
             assert Article.cached.get(article.pk) == row

@@ -9,13 +9,13 @@
     Article.cached.get(42)          # {"id": 42, "title": ..., "author__name": ...} or None
     Article.cached.get_many(ids)    # {pk: dict} for the rows that exist
 
-The rows of one fill are stored together, as one *pack* (``[shared stamp, [[own stamp, row],
-...]]``, at most ``_PACK`` rows, under ``orm.<app>.<model>:v1:pack:<fields-hash>:<random id>``),
-and each row's key ``orm.<app>.<model>:v1:row:<fields-hash>:<pk>`` holds a pointer to its place
-in a pack (:mod:`cachewise.store.packs`). A row is the dict itself, aware datetimes in UTC: one
-decode (and one signature check) per pack builds every dict, where one per row cost most of a
-hit. The fields hash (which also names this layout) means a deploy that changes ``fields`` never
-reads rows of another shape.
+The rows of one fill are stored together, as one *pack* (``[shared stamp, own stamps, rows,
+pks]``, at most ``_PACK`` rows, under ``orm.<app>.<model>:v1:pack:<fields-hash>:<random id>``),
+and each row's key ``orm.<app>.<model>:v1:row:<fields-hash>:<pk>`` holds a pointer to its pack,
+the random id (:mod:`cachewise.store.packs`); the row is found in the pack by its pk. A row is
+the dict itself, aware datetimes in UTC: one decode (and one signature check) per pack builds
+every dict, where one per row cost most of a hit. The fields hash (which also names this
+layout) means a deploy that changes ``fields`` never reads rows of another shape.
 
 The stamp holds, as read before the query: the row's own version (bumped by its save/delete),
 the model's epoch (bumped by writes that do not name rows), the generation of every other model
@@ -74,8 +74,9 @@ _QUERY_MAX = 5000
 #: v4: a pack is ``[shared stamp, own stamps, rows]`` (columns, not a ``[own, row]`` list per
 #: row): unpickling makes no list per row, and dicts of plain values are not tracked by the
 #: garbage collector, so a 1,000-row read no longer sets off collections (~1.5 ms of a hit).
-#: v5: a pointer holds the pack's random ref, not its whole key (22 bytes instead of ~70).
-_LAYOUT = "pack-v5"
+#: v6: a pointer holds the pack's random ref, not its whole key and the row's index (18 bytes
+#: instead of ~70), and a pack holds its rows' pks (a row is found by its pk: no index to parse).
+_LAYOUT = "pack-v6"
 _UTC = datetime.timezone.utc
 #: What a pack's rows may be: a row's dict, or None for a pk without a row.
 _ROW_TYPES = frozenset({dict, type(None)})
@@ -349,7 +350,12 @@ class RowCache:
                 Pack(
                     _pack_head(plan),
                     os.urandom(9).hex(),
-                    [shared, [counters[i] for i in part], [loaded[pks[i]] for i in part]],
+                    [
+                        shared,
+                        [counters[i] for i in part],
+                        [loaded[pks[i]] for i in part],
+                        [pks[i] for i in part],
+                    ],
                     [chunk.row_keys[i] for i in part],
                     [chunk.rv_keys[i] for i in part],
                     [counters[i] for i in part],
@@ -433,32 +439,34 @@ def _current_rows(
     """The rows whose stamp is current, and the misses (indexes into ``pks``).
 
     The hit path of ``get_many``: a pack's shared stamp is compared once, then per row its own
-    version and nothing else (the dict was built by the pack's decode).
+    version and nothing else (the dict was built by the pack's decode). A row is looked up in
+    its pack by its pk: a pack that does not hold it (a pointer moved to another pack) misses.
     """
     shared = counters[len(pks) :]
     current: list[Any] = [None]  # slot 0: no pointer
     for pack in read.packs:
         try:
-            stamp, owns, rows = pack
+            stamp, owns, rows, ids = pack
             fits = (
                 stamp == shared
                 and type(owns) is list
                 and type(rows) is list
-                and len(owns) == len(rows)
+                and type(ids) is list
+                and len(owns) == len(rows) == len(ids)
                 and set(map(type, rows)) <= _ROW_TYPES  # checked per pack, not per row
             )
+            current.append((owns, rows, dict(zip(ids, range(len(ids)), strict=True))) if fits else None)
         except (TypeError, ValueError):  # absent (MISSING), or not a pack of this layout
-            fits = False
-        current.append((owns, rows, len(rows)) if fits else None)
-    indexes, copy = read.indexes, read.shared  # a shared pack's dicts go out as copies
+            current.append(None)
+    copy = read.shared  # a shared pack's dicts go out as copies
     result: dict[Any, dict[str, Any]] = {}
     misses: list[int] = []
     for index, slot in enumerate(read.slots):
         entry = current[slot]
         if entry is not None:
-            owns, rows, size = entry
-            at = indexes[index] - 1  # >= 0: a pointer's index is 1 or more
-            if at < size and owns[at] == counters[index]:
+            owns, rows, where = entry
+            at = where.get(pks[index])
+            if at is not None and owns[at] == counters[index]:
                 row = rows[at]
                 if row is not None:
                     result[pks[index]] = row.copy() if copy else row

@@ -1,12 +1,13 @@
 """Packed stamped entries: many rows stored as ONE value, found through a pointer per row.
 
-``CachedRows`` stores the rows of one fill together: the *pack* is its caller's value (rows'
-``CachedRows`` layout: ``[shared stamp, own stamps, rows]``) under its own key, ``<head><ref>``
-with a random ``ref``, and each row's key holds a *pointer*, ``"<index:04d><ref>"`` (the index
-1-based; 22 bytes, where the whole key made a pointer three times longer, slower to store on
-Redis 6.2 and to read everywhere). A reader knows the head. A read of N rows then decodes (and,
-when signing is on, verifies) one value per pack instead of one per row: that per-row work was
-most of a hit's cost.
+``CachedRows`` stores the rows of one fill together: the *pack* is its caller's value (for
+``CachedRows``: ``[shared stamp, own stamps, rows, ids]``) under its own key, ``<head><ref>``
+with a random ``ref``, and each row's key holds a *pointer*: the ref (18 bytes, where the whole
+key made a pointer four times longer, slower to store on Redis 6.2 and to read everywhere). A
+reader knows the head, and finds a row in its pack by the row's id (a pointer holds no
+position: every pointer of a pack is the same string, and a pointer moved to another pack finds
+no row there). A read of N rows then decodes (and, when signing is on, verifies) one value per
+pack instead of one per row: that per-row work was most of a hit's cost.
 
 The guarantees are those of stamped entries (:mod:`.stamped`): a row is served only when its own
 counter and the shared ones equal the stamps it was stored with, read at one instant with the
@@ -24,7 +25,6 @@ the stamp check on read keeps that path correct (fills there are not fenced).
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,22 +37,17 @@ from .stamped import full_keys, read_generic
 
 __all__ = ["Pack", "PackedRead", "fill", "read"]
 
-#: Digits of a pointer's index: a pack holds at most 9,999 rows.
-_INDEX_DIGITS = 4
-#: Longest pack ref: a pointer stays under the 44 bytes Redis stores in one allocation.
+#: Longest pack ref (a pointer): under the 44 bytes Redis stores in one allocation.
 MAX_REF = 40
-_INDEX = operator.itemgetter(slice(0, _INDEX_DIGITS))
-_REF = operator.itemgetter(slice(_INDEX_DIGITS, None))
 
 
 @dataclass(frozen=True)
 class PackedRead:
-    """What :func:`read` found: per pointer, its pack (``slots``, 1-based; 0: none) and its index
-    in the pack (1-based); the decoded packs (``MISSING`` where absent or unreadable); the
-    counters (None when they could not be established: then nothing may be stored)."""
+    """What :func:`read` found: per pointer, its pack (``slots``, 1-based; 0: none); the decoded
+    packs (``MISSING`` where absent or unreadable); the counters (None when they could not be
+    established: then nothing may be stored)."""
 
     slots: list[int]
-    indexes: list[int]
     packs: list[Any]
     counters: list[int] | None
     #: The packs are shared with other reads (decoded once per payload by the near cache): a
@@ -121,8 +116,6 @@ def fill(
     packs = [pack for pack in packs if pack.pointer_keys]
     if not packs:
         return
-    if max(len(pack.pointer_keys) for pack in packs) >= 10**_INDEX_DIGITS:
-        raise ValueError(f"a pack holds at most {10**_INDEX_DIGITS - 1} rows")
     if not all(_is_ref(pack.ref) for pack in packs):
         raise ValueError(f"a pack's ref is 1 to {MAX_REF} ASCII letters and digits")
     if _scripted(store):
@@ -137,7 +130,7 @@ def _scripted(store: Store) -> bool:
 
 
 def _nothing(count: int) -> PackedRead:
-    return PackedRead([0] * count, [0] * count, [], None)
+    return PackedRead([0] * count, [], None)
 
 
 def _read_redis(
@@ -174,14 +167,14 @@ def _read_redis(
         raw = None if script is None else [*script[0], *script[1]]
     if raw is None:
         return _nothing(count)
-    slots, indexes, refs = _resolve(raw[:count])
+    slots, refs = _resolve(raw[:count])
     payloads: list[Any] | None = []
     if refs:
         names = _pack_keys(cache, pack_head, refs)
         payloads = store.call("get_many", lambda: execute(client, "MGET", *names), fallback=guard)
     if payloads is None:
         return _nothing(count)
-    return PackedRead(slots, indexes, store._decode_all(cache, payloads), list(map(int, raw[count:])))
+    return PackedRead(slots, store._decode_all(cache, payloads), list(map(int, raw[count:])))
 
 
 def _pack_keys(cache: Any, head: str, refs: Sequence[Any]) -> list[str]:
@@ -199,15 +192,15 @@ def _from_near(
     bytes: a pack is written once under a random key, so its bytes never name other rows).
     """
     near = cache.near
-    slots, indexes, refs = _resolve([None if raw is None else _text(raw) for raw in pointers])
+    slots, refs = _resolve([None if raw is None else _text(raw) for raw in pointers])
     names = _pack_keys(cache, pack_head, refs)
     payloads = near.read(names, lambda fn: store.call("get_many", fn)) if names else []
     if payloads is None:
         return None
     if not share:
-        return PackedRead(slots, indexes, store._decode_all(cache, payloads), counters)
+        return PackedRead(slots, store._decode_all(cache, payloads), counters)
     decoded = near.decoded(payloads, lambda raws: store._decode_all(cache, raws), MISSING)
-    return PackedRead(slots, indexes, decoded, counters, shared=True)
+    return PackedRead(slots, decoded, counters, shared=True)
 
 
 def _fill_redis(
@@ -247,10 +240,10 @@ def _read_generic(
     cache: Any, pointer_keys: Sequence[str], counter_keys: Sequence[str], counter_ttl: int, pack_head: str
 ) -> PackedRead:
     pointers, counters = read_generic(cache, pointer_keys, counter_keys, counter_ttl, now_us)
-    slots, indexes, refs = _resolve([pointer if isinstance(pointer, str) else None for pointer in pointers])
+    slots, refs = _resolve([pointer if isinstance(pointer, str) else None for pointer in pointers])
     names = [pack_head + ref for ref in refs]
     found = cache.get_many(names) if names else {}
-    return PackedRead(slots, indexes, [found.get(name, MISSING) for name in names], counters)
+    return PackedRead(slots, [found.get(name, MISSING) for name in names], counters)
 
 
 def _fill_generic(cache: Any, packs: Sequence[Pack], ttl: int) -> None:
@@ -258,68 +251,18 @@ def _fill_generic(cache: Any, packs: Sequence[Pack], ttl: int) -> None:
     batch: dict[str, Any] = {}
     for pack in packs:
         batch[pack.key] = pack.data
-        for index, key in enumerate(pack.pointer_keys, start=1):
-            batch[key] = f"{index:0{_INDEX_DIGITS}d}{pack.ref}"
+        batch.update(dict.fromkeys(pack.pointer_keys, pack.ref))
     cache.set_many(batch, timeout=ttl)
 
 
-def _resolve(pointers: Sequence[Any]) -> tuple[list[int], list[int], list[Any]]:
-    """Slots and indexes of ``pointers`` (str or bytes; as Redis answers them), and the pack refs
-    they name. C-level passes when every pointer is there (a hit), comprehensions when some
-    are missing, a checked loop for anything malformed."""
-    if pointers and None not in pointers:
-        return _resolve_all(pointers)
-    digits = _INDEX_DIGITS
-    seen: dict[Any, int] = {}
-    try:
-        indexes = [0 if pointer is None else int(pointer[:digits]) for pointer in pointers]
-    except ValueError:
-        return _resolve_checked(pointers)
-    if (indexes and min(indexes) < 0) or indexes.count(0) != list(pointers).count(None):
-        return _resolve_checked(pointers)
-    slots = [
-        0 if pointer is None else seen.setdefault(pointer[digits:], len(seen) + 1) for pointer in pointers
-    ]
-    if not all(map(_is_ref, seen)):
-        return _resolve_checked(pointers)
-    return slots, indexes, list(seen)
-
-
-def _resolve_all(pointers: Sequence[Any]) -> tuple[list[int], list[int], list[Any]]:
-    """:func:`_resolve` of pointers none of which is missing, in C-level passes."""
-    try:
-        indexes = list(map(int, map(_INDEX, pointers)))
-    except ValueError:
-        return _resolve_checked(pointers)
-    refs = list(map(_REF, pointers))
-    order: dict[Any, int] = dict.fromkeys(refs, 0)
-    if min(indexes) < 1 or not all(map(_is_ref, order)):
-        return _resolve_checked(pointers)
-    order.update(zip(order, range(1, len(order) + 1), strict=True))  # slots in first-seen order
-    return list(map(order.__getitem__, refs)), indexes, list(order)
-
-
-def _resolve_checked(pointers: Sequence[Any]) -> tuple[list[int], list[int], list[Any]]:
-    """:func:`_resolve` one pointer at a time: anything but 4 digits and a ref names no pack."""
-    slots: list[int] = []
-    indexes: list[int] = []
-    names: list[Any] = []
-    seen: dict[Any, int] = {}
-    for pointer in pointers:
-        head = None if pointer is None else pointer[:_INDEX_DIGITS]
-        index = int(head) if head is not None and head.isdigit() else 0
-        if index < 1 or not _is_ref(pointer[_INDEX_DIGITS:]):
-            slots.append(0)
-            indexes.append(0)
-            continue
-        name = pointer[_INDEX_DIGITS:]
-        slot = seen.get(name)
-        if slot is None:
-            names.append(name)
-            slot = seen[name] = len(names)
-        slots.append(slot)
-        indexes.append(index)
-    return slots, indexes, names
+def _resolve(pointers: Sequence[Any]) -> tuple[list[int], list[Any]]:
+    """The slot of each of ``pointers`` (str or bytes as Redis answers them, None: absent) and
+    the refs of the distinct packs they name, in C-level passes. A pointer that is not a ref
+    (absent, or anything but 1-40 ASCII letters and digits) gets slot 0: no pack."""
+    order: dict[Any, int] = dict.fromkeys(pointers, 0)
+    refs = [ref for ref in order if ref is not None and _is_ref(ref)]
+    order.update(zip(refs, range(1, len(refs) + 1), strict=True))
+    return list(map(order.__getitem__, pointers)), refs
 
 
 def _is_ref(ref: str | bytes) -> bool:
