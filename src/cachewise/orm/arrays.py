@@ -29,8 +29,7 @@ def int_array_ok(connection: BaseDatabaseWrapper, keys: Sequence[Any]) -> bool:
     """Whether :class:`IntIn` answers exactly as ``__in`` would for ``keys`` on ``connection``."""
     return (
         connection.vendor == "postgresql"
-        and bool(keys)
-        and all(type(key) is int for key in keys)
+        and set(map(type, keys)) == {int}  # not empty, and no bool or other int subclass
         and min(keys) >= -_INT64
         and max(keys) < _INT64
     )

@@ -150,8 +150,9 @@ def _read_redis(
     plain ``MGET``.
     """
     cache, client, count = store.cache, store.client, len(pointer_keys)
-    keys = full_keys(cache, [*pointer_keys, *counter_keys])
-    near = store._near_raws(cache, [*pointer_keys, *counter_keys], keys)
+    names = [*pointer_keys, *counter_keys]
+    keys = full_keys(cache, names)
+    near = store._near_raws(cache, names, keys)
     if near is not None and None not in near[count:]:
         counters = list(map(int, near[count:]))
         served = _from_near(store, cache, near[:count], counters, pack_head, share)
@@ -170,8 +171,8 @@ def _read_redis(
     slots, refs = _resolve(raw[:count])
     payloads: list[Any] | None = []
     if refs:
-        names = _pack_keys(cache, pack_head, refs)
-        payloads = store.call("get_many", lambda: execute(client, "MGET", *names), fallback=guard)
+        packs = _pack_keys(cache, pack_head, refs)
+        payloads = store.call("get_many", lambda: execute(client, "MGET", *packs), fallback=guard)
     if payloads is None:
         return _nothing(count)
     return PackedRead(slots, store._decode_all(cache, payloads), list(map(int, raw[count:])))
