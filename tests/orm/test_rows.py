@@ -134,6 +134,7 @@ def test_unreadable_pointers_and_packs_are_misses(
     assert other_ref != ref
     for pointer in (b"garbage", other_ref, ref + b" x", b"-001x", b"x" * 41, b"0001" + ref, b"\xff"):
         redis_client.set(pointer_key, pointer)
+        Article.cached._refs.clear()  # read the pointer, as a process that never read the row does
         with django_assert_num_queries(1):
             assert Article.cached.get(article.pk) == row
     redis_client.set(_pack_of(redis_client, article.pk)[1], b"not a pack")
@@ -184,8 +185,62 @@ def test_get_many_one_query_for_misses_and_one_round_trip(
     before = _commands(redis_client)
     with django_assert_num_queries(0):
         assert Article.cached.get_many(pks) == rows
-    # Hits: the pointers and counters in one MGET, the packs they name in another; no script.
+    # Hits: the counters and the packs this process remembers (it wrote them) in ONE MGET.
+    assert _delta(before, _commands(redis_client)) == {"mget": 1}
+    # A process that never read these rows: the pointers and counters in one MGET, the packs they
+    # name in another; no script.
+    Article.cached._refs.clear()
+    before = _commands(redis_client)
+    with django_assert_num_queries(0):
+        assert Article.cached.get_many(pks) == rows
     assert _delta(before, _commands(redis_client)) == {"mget": 2}
+    with django_assert_num_queries(0):
+        assert Article.cached.get_many(pks) == rows
+    assert _delta(before, _commands(redis_client)) == {"mget": 3}
+
+
+def test_remembered_packs_serve_only_current_rows(
+    article: Article, django_assert_num_queries: Any, redis_client: Any
+) -> None:
+    """A process remembers the pack of each row it read or filled and reads it without the row's
+    pointer; the stamps still decide: a row written since, or refilled elsewhere, or whose pack
+    is gone, is read through its pointer, never served stale."""
+    cache = caches["default"]
+    others = [Article.objects.create(title=f"B{i}", author=article.author) for i in range(3)]
+    pks = [article.pk, *(other.pk for other in others)]
+    Article.cached.get_many(pks)
+    pointer_keys = [cache.make_key(Article.cached.key(pk)) for pk in pks]
+    redis_client.unlink(*pointer_keys)
+    with django_assert_num_queries(0):  # the packs alone, pointers gone
+        assert Article.cached.get_many(pks)[article.pk]["title"] == "First"
+    # Another process (its own RowCache, so its own memory) sees the write and refills the row.
+    article.title = "Edited"
+    article.save()  # bumps the row's own version after the commit
+    elsewhere = RowCache(Article, Article.cached.fields, ttl=300)
+    with django_assert_num_queries(1):
+        assert elsewhere.get(article.pk)["title"] == "Edited"  # type: ignore[index]
+    # This process remembers the old pack: its stamp is stale, the pointer names the new one.
+    with django_assert_num_queries(0):
+        rows = Article.cached.get_many(pks)
+    assert rows[article.pk]["title"] == "Edited"
+    assert [rows[other.pk]["title"] for other in others] == ["B0", "B1", "B2"]
+    # Every pack gone (evicted, expired): read through the pointers, then the database.
+    for key in redis_client.scan_iter("*:orm.testapp.article:v1:pack:*"):
+        redis_client.unlink(key)
+    with django_assert_num_queries(1):
+        assert Article.cached.get_many(pks)[article.pk]["title"] == "Edited"
+    with django_assert_num_queries(0):
+        assert Article.cached.get_many(pks)[article.pk]["title"] == "Edited"
+
+
+def test_remembered_packs_are_bounded(article: Article, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("cachewise.orm.rows._REFS_MAX", 5)
+    others = [Article.objects.create(title=f"C{i}", author=article.author) for i in range(7)]
+    for other in others:
+        Article.cached.get(other.pk)
+        assert len(Article.cached._refs) <= 5
+    Article.cached.get_many([other.pk for other in others])  # more rows than the bound: not kept
+    assert len(Article.cached._refs) <= 5
 
 
 def test_get_many_of_nothing_touches_nothing(django_assert_num_queries: Any) -> None:

@@ -44,7 +44,9 @@ __all__ = [
     "namespace_for",
     "peek",
     "read",
+    "read_known",
     "read_packed",
+    "read_pointers",
     "stamp_matches",
     "store",
     "store_batch",
@@ -142,6 +144,32 @@ def read_packed(
         fail_open=fail_open,
         share=share,
     )
+
+
+def read_known(
+    alias: str,
+    refs: Sequence[str],
+    counter_keys: Sequence[str],
+    *,
+    pack_head: str,
+    fail_open: FailOpen | None = None,
+) -> packs.PackedRead | None:
+    """:func:`read_packed` without the pointers, for rows whose packs a caller remembers
+    (:func:`cachewise.store.packs.read_known`); None: read the pointers."""
+    return packs.read_known(get_store(alias), refs, counter_keys, pack_head=pack_head, fail_open=fail_open)
+
+
+def read_pointers(
+    alias: str,
+    pointer_keys: Sequence[str],
+    counters: list[int],
+    *,
+    pack_head: str,
+    fail_open: FailOpen | None = None,
+) -> packs.PackedRead:
+    """The pointers and packs of the rows :func:`read_known` did not serve, under its counters."""
+    store = get_store(alias)
+    return packs.read_pointers(store, pointer_keys, counters, pack_head=pack_head, fail_open=fail_open)
 
 
 def store_packs(

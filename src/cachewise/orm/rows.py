@@ -29,9 +29,15 @@ A pk with no row is cached too (as ``None`` under the same stamp): creating that
 ``save()`` bumps its row version, ``bulk_create`` bumps the epoch, so a remembered miss never
 outlives a create cachewise can see.
 
-Cost: a hit of 1,000 rows is two ``MGET``s per 1,000 pks (pointers and versions: two keys per row,
-packed by hiredis; then the packs), one decode per pack and a stamp comparison per row; a miss
-adds the query and ONE fenced fill script per 1,000 rows. A pack
+Each RowCache remembers, per row (bounded), the pack its pointer named when last read or the
+pack it just filled: when every row of a chunk is remembered, the read is ONE ``MGET`` of the
+counters and those packs, without the pointers. The stamps decide as before; rows the
+remembered packs do not serve (written since, refilled elsewhere, gone) are read through their
+pointers, under the counters already read.
+
+Cost: a hit of 1,000 remembered rows is one ``MGET`` of ~1,000 keys (versions and packs; else two
+``MGET``s: pointers and versions, two keys per row, then the packs), one decode per pack and a
+stamp comparison per row; a miss adds the query and ONE fenced fill script per 1,000 rows. A pack
 lives until its TTL even when its rows were refilled elsewhere (memory, never a stale read).
 """
 
@@ -70,6 +76,8 @@ _CHUNK = 1000
 _PACK = 100
 #: Pks per query of misses (a query of every miss of a call, split only past this).
 _QUERY_MAX = 5000
+#: Rows whose pack ref a RowCache remembers (then emptied): ~80 bytes each, ~2.6 MB at most.
+_REFS_MAX = 32_768
 #: Names the stored layout in the fields hash: a layout change never reads old entries.
 #: v4: a pack is ``[shared stamp, own stamps, rows]`` (columns, not a ``[own, row]`` list per
 #: row): unpickling makes no list per row, and dicts of plain values are not tracked by the
@@ -160,22 +168,20 @@ def _key_with(namespace: str, parts: tuple[str, ...], pk: Any) -> str:
     return key if len(key) <= MAX_KEY_LENGTH else make_key(namespace, *parts, pk)
 
 
-def _row_keys(plan: _Plan, pks: list[Any]) -> tuple[list[str], list[str]]:
-    """The pointer and the own-counter key of each pk (``_key_with`` of each).
+def _keys_of(plan: _Plan, parts: tuple[str, ...], pks: list[Any]) -> list[str]:
+    """``_key_with(plan.namespace, parts, pk)`` of each pk.
 
-    Plain ints (the usual pk) are checked and spelled once, then joined to both constant heads
-    (~0.15 ms for 1,000 pks).
+    Plain ints (the usual pk) are spelled by ``int.__repr__`` and joined to the constant head
+    in C-level passes (~0.07 ms for 1,000 pks).
     """
-    row_parts, rv_parts = ("row", plan.field_hash), ("rv",)
-    row_head, rv_head = _key_head(plan.namespace, row_parts), _key_head(plan.namespace, rv_parts)
-    room = MAX_KEY_LENGTH - max(len(row_head), len(rv_head)) - 20  # 20 digits: a 64-bit int
+    head = _key_head(plan.namespace, parts)
+    room = MAX_KEY_LENGTH - len(head) - 20  # 20 digits: a 64-bit int
     if room >= 0 and set(map(type, pks)) == _INTS and min(pks) > -(2**63) and max(pks) < 2**64:
-        tails = list(map(int.__repr__, pks))
-        return [row_head + tail for tail in tails], [rv_head + tail for tail in tails]
-    return (
-        [_key_with(plan.namespace, row_parts, pk) for pk in pks],
-        [_key_with(plan.namespace, rv_parts, pk) for pk in pks],
-    )
+        return [head + tail for tail in map(int.__repr__, pks)]
+    return [_key_with(plan.namespace, parts, pk) for pk in pks]
+
+
+_RV = ("rv",)
 
 
 @dataclass(frozen=True)
@@ -208,6 +214,8 @@ class RowCache:
         self.ttl = ttl
         self._plan: _Plan | None = None
         self._lock = threading.Lock()
+        #: pk -> the ref of the pack its pointer named when last read (bounded: _REFS_MAX).
+        self._refs: dict[Any, Any] = {}
 
     def __repr__(self) -> str:
         return f"<RowCache {self.model._meta.label} fields={list(self.fields)} ttl={self.ttl}>"
@@ -304,9 +312,11 @@ class RowCache:
             record(f"bypass:{bypass}", alias, plan.namespace)
             return _present(_as_dicts(plan, self._query(plan, wanted)))
         found: dict[Any, dict[str, Any]] = {}
-        chunks = [
-            self._read(alias, plan, wanted[start : start + _CHUNK]) for start in range(0, len(wanted), _CHUNK)
-        ]
+        chunks = []
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = self._read(alias, plan, wanted[start : start + _CHUNK], found)
+            if chunk is not None:
+                chunks.append(chunk)
         for chunk in chunks:
             found.update(chunk.hits(alias, plan))
         missed = [chunk.pks[i] for chunk in chunks for i in chunk.misses]
@@ -320,20 +330,72 @@ class RowCache:
                     self._store(alias, plan, chunk, loaded)
         return found
 
-    def _read(self, alias: str, plan: _Plan, pks: list[Any]) -> _Chunk:
-        row_keys, rv_keys = _row_keys(plan, pks)
-        counter_keys = [*rv_keys, *plan.dep_counters]
-        read = generations.read_packed(
-            alias,
-            row_keys,
-            counter_keys,
-            counter_ttl(),
-            pack_head=_pack_head(plan),
-            fail_open=_outage(alias, plan),
-            share=plan.immutable,
-        )
-        observe.reported(alias, counter_keys, read.counters)  # a cached page rendering
+    def _read(
+        self, alias: str, plan: _Plan, pks: list[Any], found: dict[Any, dict[str, Any]]
+    ) -> _Chunk | None:
+        """Read one chunk: the rows it serves go into ``found``; the chunk of the rest, if any.
+
+        When the pack ref of every pk is remembered, one ``MGET`` of the counters and those packs
+        (:func:`generations.read_known`: half the keys, one round trip); the rows it does not
+        serve (a pack refilled elsewhere, invalidated, gone) are read through their pointers.
+        """
+        refs: list[Any] = list(map(self._refs.get, pks))
+        rv_keys = _keys_of(plan, _RV, pks)
+        if None not in refs:
+            counter_keys = [*rv_keys, *plan.dep_counters]
+            read = generations.read_known(
+                alias, refs, counter_keys, pack_head=_pack_head(plan), fail_open=_outage(alias, plan)
+            )
+            counters = None if read is None else read.counters
+            if read is not None and counters is None:  # failed open: all misses, no fill
+                return _Chunk(pks, [], rv_keys, read)
+            if read is not None and counters is not None:
+                observe.reported(alias, counter_keys, counters)
+                served, misses = _current_rows(pks, read, counters)
+                found.update(served)
+                if len(misses) < len(pks):
+                    record("hit", alias, plan.namespace, len(pks) - len(misses))
+                if not misses:
+                    return None
+                rest = [*(counters[i] for i in misses), *counters[len(pks) :]]
+                pks, rv_keys = [pks[i] for i in misses], [rv_keys[i] for i in misses]
+                return self._read_pointers(alias, plan, pks, rv_keys, rest)
+        return self._read_pointers(alias, plan, pks, rv_keys)
+
+    def _read_pointers(
+        self, alias: str, plan: _Plan, pks: list[Any], rv_keys: list[str], counters: list[int] | None = None
+    ) -> _Chunk:
+        """Read rows through their pointers; with ``counters`` (read by the remembered-pack read
+        just before, for these rows) only the pointers and their packs."""
+        row_keys = _keys_of(plan, ("row", plan.field_hash), pks)
+        head, outage = _pack_head(plan), _outage(alias, plan)
+        if counters is not None:
+            read = generations.read_pointers(alias, row_keys, counters, pack_head=head, fail_open=outage)
+        else:
+            counter_keys = [*rv_keys, *plan.dep_counters]
+            read = generations.read_packed(
+                alias,
+                row_keys,
+                counter_keys,
+                counter_ttl(),
+                pack_head=head,
+                fail_open=outage,
+                share=plan.immutable,
+            )
+            observe.reported(alias, counter_keys, read.counters)  # a cached page rendering
+        by_slot = [None, *read.refs]
+        self._remember(zip(pks, map(by_slot.__getitem__, read.slots), strict=True), len(pks))
         return _Chunk(pks, row_keys, rv_keys, read)
+
+    def _remember(self, pairs: Iterable[tuple[Any, Any]], count: int) -> None:
+        """Remember ``(pk, ref)`` pairs: the pack a pointer named, or None where there was none,
+        or the pack a fill just wrote (a row whose fill was fenced off is then found stale by
+        its stamp, and read through its pointer). Bounded: emptied when full."""
+        refs = self._refs
+        if len(refs) + count > _REFS_MAX:
+            refs.clear()
+        if count <= _REFS_MAX:
+            refs.update(pairs)
 
     def _store(
         self, alias: str, plan: _Plan, chunk: _Chunk, loaded: dict[Any, dict[str, Any] | None]
@@ -369,6 +431,7 @@ class RowCache:
             self.ttl,
             fail_open=lambda error: record("error", alias, plan.namespace),
         )
+        self._remember(((pk, pack.ref) for pack in batch for pk in pack.data[3]), len(misses))
 
     def _query(self, plan: _Plan, pks: list[Any]) -> dict[Any, tuple[Any, ...] | None]:
         """Read ``pks`` as value tuples (``names`` order); absent rows map to None.

@@ -17,7 +17,8 @@ its pointers until its TTL: a row filled again, or invalidated and refilled, lea
 in the old pack, unread (memory, never staleness).
 
 On a single Redis server a read is two ``MGET`` (the pointers and counters at one instant, then
-the packs; :data:`.scripts.versions.PACKED_READ` when a counter must be created) and a fill one
+the packs; :data:`.scripts.versions.PACKED_READ` when a counter must be created), or one
+(:func:`read_known`: the counters and the packs a caller remembers), and a fill one
 script (:data:`~.scripts.versions.PACKED_FILL`); elsewhere (another backend, Cluster, where a script may
 not follow a pointer to a key of another slot) they are built from ``get_many``/``set_many`` and
 the stamp check on read keeps that path correct (fills there are not fenced).
@@ -35,7 +36,7 @@ from .scripts import run, versions
 from .scripts.packed import execute
 from .stamped import full_keys, read_generic
 
-__all__ = ["Pack", "PackedRead", "fill", "read"]
+__all__ = ["Pack", "PackedRead", "fill", "read", "read_known", "read_pointers"]
 
 #: Longest pack ref (a pointer): under the 44 bytes Redis stores in one allocation.
 MAX_REF = 40
@@ -53,6 +54,8 @@ class PackedRead:
     #: The packs are shared with other reads (decoded once per payload by the near cache): a
     #: caller must copy what it hands out.
     shared: bool = False
+    #: The ref of each slot's pack (``refs[slot - 1]``): what a caller may remember per pointer.
+    refs: Sequence[Any] = ()
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,73 @@ def read(
         fallback=_failed_open(fail_open),
     )
     return _nothing(len(pointer_keys)) if found is None else found
+
+
+def read_known(
+    store: Store,
+    refs: Sequence[str],
+    counter_keys: Sequence[str],
+    *,
+    pack_head: str,
+    fail_open: FailOpen | None = None,
+) -> PackedRead | None:
+    """The counters and the packs of ``refs`` (one per row, remembered from pointers read
+    before) in ONE ``MGET``, without reading the pointers; None where this read does not apply
+    (not a single Redis server, a near cache in front, a counter missing): read the pointers.
+    An outage follows the read policy as :func:`read` does (nothing found, counters None).
+
+    Rows found this way are exactly as safe as through their pointers: a row is served on its
+    stamps alone (its own counter and the shared ones, read at the same instant as the pack),
+    and a pointer only ever named a pack whose row passed the fill's fence. A remembered pack
+    that was refilled, invalidated, evicted or expired is a miss here; the caller then reads
+    the pointers of those rows.
+    """
+    if not _scripted(store) or getattr(store.cache, "near", None) is not None:
+        return None
+    cache = store.cache
+    slots, distinct = _resolve(refs)
+    count = len(counter_keys)
+    keys = full_keys(cache, [*counter_keys, *(pack_head + ref for ref in distinct)])
+    client = store.client  # type: ignore[attr-defined]
+    raw = store.call("get_many", lambda: execute(client, "MGET", *keys), fallback=_failed_open(fail_open))
+    if raw is None:
+        return _nothing(len(refs))
+    if None in raw[:count]:
+        return None
+    decoded = store._decode_all(cache, raw[count:])  # type: ignore[attr-defined]
+    return PackedRead(slots, decoded, list(map(int, raw[:count])), refs=distinct)
+
+
+def read_pointers(
+    store: Store,
+    pointer_keys: Sequence[str],
+    counters: list[int],
+    *,
+    pack_head: str,
+    fail_open: FailOpen | None = None,
+) -> PackedRead:
+    """The pointers and their packs, under ``counters`` read before (by :func:`read_known`, for
+    the rows it did not serve): one ``MGET`` of the pointers, one of the packs.
+
+    Comparing packs read now with counters read a moment earlier serves nothing stale: a pack
+    filled in between holds stamps read after those counters, which equal them only when no
+    write came in between. Single Redis server only (where :func:`read_known` applies).
+    """
+    cache, client = store.cache, store.client  # type: ignore[attr-defined]
+    guard = _failed_open(fail_open)
+    keys = full_keys(cache, pointer_keys)
+    raw = store.call("get_many", lambda: execute(client, "MGET", *keys), fallback=guard)
+    if raw is None:
+        return _nothing(len(pointer_keys))
+    slots, refs = _resolve(raw)
+    payloads: list[Any] | None = []
+    if refs:
+        packs = _pack_keys(cache, pack_head, refs)
+        payloads = store.call("get_many", lambda: execute(client, "MGET", *packs), fallback=guard)
+    if payloads is None:
+        return _nothing(len(pointer_keys))
+    decoded = store._decode_all(cache, payloads)  # type: ignore[attr-defined]
+    return PackedRead(slots, decoded, counters, refs=[_text(ref) for ref in refs])
 
 
 def fill(
@@ -175,7 +245,8 @@ def _read_redis(
         payloads = store.call("get_many", lambda: execute(client, "MGET", *packs), fallback=guard)
     if payloads is None:
         return _nothing(count)
-    return PackedRead(slots, store._decode_all(cache, payloads), list(map(int, raw[count:])))
+    counters = list(map(int, raw[count:]))
+    return PackedRead(slots, store._decode_all(cache, payloads), counters, refs=[_text(ref) for ref in refs])
 
 
 def _pack_keys(cache: Any, head: str, refs: Sequence[Any]) -> list[str]:
@@ -199,9 +270,9 @@ def _from_near(
     if payloads is None:
         return None
     if not share:
-        return PackedRead(slots, store._decode_all(cache, payloads), counters)
+        return PackedRead(slots, store._decode_all(cache, payloads), counters, refs=refs)
     decoded = near.decoded(payloads, lambda raws: store._decode_all(cache, raws), MISSING)
-    return PackedRead(slots, decoded, counters, shared=True)
+    return PackedRead(slots, decoded, counters, shared=True, refs=refs)
 
 
 def _fill_redis(
@@ -244,7 +315,7 @@ def _read_generic(
     slots, refs = _resolve([pointer if isinstance(pointer, str) else None for pointer in pointers])
     names = [pack_head + ref for ref in refs]
     found = cache.get_many(names) if names else {}
-    return PackedRead(slots, [found.get(name, MISSING) for name in names], counters)
+    return PackedRead(slots, [found.get(name, MISSING) for name in names], counters, refs=refs)
 
 
 def _fill_generic(cache: Any, packs: Sequence[Pack], ttl: int) -> None:
