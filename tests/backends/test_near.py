@@ -163,6 +163,10 @@ def test_clear_and_flushdb_empty_the_near_cache(near_caches: dict[str, Any], red
     cache.set("k", 1)
     cache.get("k")
     redis_client.flushdb()  # another process' FLUSHDB: a "every key" invalidation
+    # As the promise says (docs/near-cache.md): read 5 ms after the other client's write returned.
+    # Redis may answer FLUSHDB before it writes the invalidation to the tracking socket (seen once
+    # in the full suite when read at once).
+    time.sleep(0.005)
     assert cache.get("k") is None
 
 
