@@ -226,6 +226,8 @@ def bench_rows(client: Any, limit: int, rounds: int) -> None:
     from django.db import connection
     from tests.testapp.models import Article
 
+    from cachewise.orm.rows import _pack_head
+
     sizes = [n for n in (10, 100, 1_000, 10_000) if n <= limit]
     pks_all = _fill_rows(max(sizes))
     rows_cache, plan = Article.cached, Article.cached.plan()
@@ -240,6 +242,7 @@ def bench_rows(client: Any, limit: int, rounds: int) -> None:
     for n in sizes:
         pks = pks_all[:n]
         row_keys = [cache.make_key(rows_cache.key(pk)) for pk in pks]
+        pack_head = _pack_head(plan)
 
         def query(pks: list[int] = pks) -> Any:
             return list(Article.objects.filter(pk__in=pks).values(*plan.values))
@@ -255,8 +258,9 @@ def bench_rows(client: Any, limit: int, rounds: int) -> None:
         repeat = max(3, min(rounds * 20, 100_000 // n))
         for _ in range(repeat):
             for kind in random.sample(["hit", "miss", "query"], 3):
-                if kind == "miss":
-                    client.unlink(*row_keys)
+                if kind == "miss":  # the rows' pointers and packs gone, as after their TTL
+                    refs = {ref.decode() for ref in client.mget(row_keys) if ref is not None}
+                    client.unlink(*row_keys, *(cache.make_key(pack_head + ref) for ref in refs))
                 sink = {"hit": hits, "miss": misses, "query": plain}[kind]
                 with slow.watch(worst_hit if kind == "hit" else worst_miss):
                     cpu_before = server_cpu.now()
