@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings as django_settings
 from django.core.signals import setting_changed
 
-__all__ = ["conf", "hot_setting", "same_settings", "settings_memo"]
+__all__ = ["conf", "django_setting", "hot_setting", "same_settings", "settings_memo"]
 
 _MISSING = object()
 
@@ -29,9 +29,14 @@ def _names(value: Any) -> tuple[str, ...]:
 _found: dict[str, Any] = {}
 #: :func:`hot_setting`'s values: the properties below, converted, as of the same settings.
 _values: dict[str, Any] = {}
-#: Every memo that holds what the settings said: these two and :func:`settings_memo`'s.
-_memos: list[dict[Any, Any]] = [_found, _values]
+#: :func:`django_setting`'s values: Django's own settings a page hit reads.
+_django: dict[str, Any] = {}
+#: Every memo that holds what the settings said: these three and :func:`settings_memo`'s.
+_memos: list[dict[Any, Any]] = [_found, _values, _django]
 _found_in: list[Any] = [None]
+#: ``settings._wrapped`` without LazyObject's ``__getattribute__`` (a Python-level call on every
+#: attribute of ``settings``): what it returns for ``_wrapped``, as one C call.
+_attribute = object.__getattribute__
 
 
 def _forget_all() -> None:
@@ -42,12 +47,14 @@ def _forget_all() -> None:
 def _forget(*, setting: str, **kwargs: Any) -> None:
     if setting.startswith("CACHEWISE_") or setting == "DEBUG":  # DEBUG_HEADERS follows DEBUG
         _forget_all()
+    else:
+        _django.pop(setting, None)
 
 
 def same_settings() -> None:
     """Drop what was remembered when override_settings swapped the settings object (a setting
     deleted inside an override sends no ``setting_changed``). Call before reading a memo."""
-    holder = django_settings._wrapped
+    holder = _attribute(django_settings, "_wrapped")
     if holder is not _found_in[0]:
         _forget_all()
         _found_in[0] = holder
@@ -70,6 +77,18 @@ def hot_setting(name: str) -> Any:
         return _values[name]
     except KeyError:
         value = _values[name] = getattr(conf, name)
+        return value
+
+
+def django_setting(name: str) -> Any:
+    """``settings.<name>`` for code that reads it on every request (a page hit reads four:
+    each read through ``LazySettings`` is a Python-level ``__getattribute__``); dropped with the
+    settings it came from and when that setting changes."""
+    same_settings()
+    try:
+        return _django[name]
+    except KeyError:
+        value = _django[name] = getattr(django_settings, name)
         return value
 
 

@@ -16,12 +16,11 @@ from collections.abc import Callable, Collection
 from types import CodeType
 from typing import Any
 
-from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.functional import SimpleLazyObject, empty
 
-from cachewise.conf import hot_setting
+from cachewise.conf import django_setting, hot_setting
 
 __all__ = [
     "BYPASS_REASONS",
@@ -148,7 +147,7 @@ def credential_header_sent(response: HttpResponseBase) -> bool:
 def _credential_reason(request: HttpRequest) -> str | None:
     if "HTTP_AUTHORIZATION" in request.META:
         return "authorization"
-    if settings.SESSION_COOKIE_NAME in request.COOKIES:
+    if django_setting("SESSION_COOKIE_NAME") in request.COOKIES:
         return "session"
     if _credential_sent(request):
         return "credential"

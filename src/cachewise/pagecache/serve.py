@@ -23,14 +23,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.cache import patch_cache_control, patch_response_headers, patch_vary_headers
 
 from cachewise.compute.api import NoStore, acompute_missing, compute_missing
 from cachewise.compute.stampede import Capped, StampedeMode
-from cachewise.conf import conf, hot_setting
+from cachewise.conf import conf, django_setting, hot_setting
 from cachewise.exceptions import OUTAGE_ERRORS
 from cachewise.monitoring.metrics import record
 from cachewise.signals import cache_bypassed
@@ -147,7 +146,7 @@ class PageCache:
         """Seconds a page is stored (before a smaller ``max-age`` from the view)."""
         if self.policy.timeout is not None:
             return self.policy.timeout
-        return int(settings.CACHE_MIDDLEWARE_SECONDS)
+        return int(django_setting("CACHE_MIDDLEWARE_SECONDS"))
 
     def max_entries(self) -> int:
         """Entries of this view (or site) the cache may hold at once."""
