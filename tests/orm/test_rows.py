@@ -118,6 +118,13 @@ def test_fill_of_a_row_invalidated_meanwhile_stores_no_pointer_for_it(
     Article.cached.get_many([article.pk, other.pk])
     assert redis_client.get(cache.make_key(Article.cached.key(article.pk))) is None
     assert redis_client.get(cache.make_key(Article.cached.key(other.pk))) is not None
+    # Nor does this process remember the pack for it (the pack holds its row as read before the
+    # write): the pack of the other row, yes.
+    assert Article.cached._refs.get(article.pk) is None
+    assert (
+        Article.cached._refs.get(other.pk)
+        == redis_client.get(cache.make_key(Article.cached.key(other.pk))).decode()
+    )
 
 
 def test_unreadable_pointers_and_packs_are_misses(

@@ -180,10 +180,11 @@ def store_packs(
     ttl: int,
     *,
     fail_open: FailOpen | None = None,
-) -> None:
+) -> list[bool] | None:
     """Store packs read under ``shared_stamp`` in ONE round trip; on Redis, a row's pointer only
-    while its own counter holds its stamp, nothing while a shared counter moved."""
-    packs.fill(get_store(alias), batch, shared_keys, shared_stamp, ttl, fail_open=fail_open)
+    while its own counter holds its stamp, nothing while a shared counter moved. Returns which
+    pointers were written (None: the store failed open)."""
+    return packs.fill(get_store(alias), batch, shared_keys, shared_stamp, ttl, fail_open=fail_open)
 
 
 def bump(

@@ -389,8 +389,8 @@ class RowCache:
 
     def _remember(self, pairs: Iterable[tuple[Any, Any]], count: int) -> None:
         """Remember ``(pk, ref)`` pairs: the pack a pointer named, or None where there was none,
-        or the pack a fill just wrote (a row whose fill was fenced off is then found stale by
-        its stamp, and read through its pointer). Bounded: emptied when full."""
+        or the pack a fill just pointed the row to (never one whose row the fill's fence kept
+        out: that pack may hold the row as it was before a write). Bounded: emptied when full."""
         refs = self._refs
         if len(refs) + count > _REFS_MAX:
             refs.clear()
@@ -423,7 +423,7 @@ class RowCache:
                     [counters[i] for i in part],
                 )
             )
-        generations.store_packs(
+        written = generations.store_packs(
             alias,
             batch,
             plan.dep_counters,
@@ -431,7 +431,9 @@ class RowCache:
             self.ttl,
             fail_open=lambda error: record("error", alias, plan.namespace),
         )
-        self._remember(((pk, pack.ref) for pack in batch for pk in pack.data[3]), len(misses))
+        if written:  # remember the packs of the rows whose pointer was written (fence passed)
+            rows = ((pk, pack.ref) for pack in batch for pk in pack.data[3])
+            self._remember((pair for pair, ok in zip(rows, written, strict=True) if ok), len(misses))
 
     def _query(self, plan: _Plan, pks: list[Any]) -> dict[Any, tuple[Any, ...] | None]:
         """Read ``pks`` as value tuples (``names`` order); absent rows map to None.

@@ -120,7 +120,8 @@ def read_known(
 
     Rows found this way are exactly as safe as through their pointers: a row is served on its
     stamps alone (its own counter and the shared ones, read at the same instant as the pack),
-    and a pointer only ever named a pack whose row passed the fill's fence. A remembered pack
+    and callers remember only packs a pointer named (read, or written by their own fill), so only
+    packs whose row passed the fill's fence. A remembered pack
     that was refilled, invalidated, evicted or expired is a miss here; the caller then reads
     the pointers of those rows.
     """
@@ -180,19 +181,23 @@ def fill(
     ttl: int,
     *,
     fail_open: FailOpen | None = None,
-) -> None:
+) -> list[bool] | None:
     """Store ``packs`` (read under ``shared_stamp``) and their pointers for ``ttl`` seconds in one
-    round trip; on Redis fenced, in one script call (callers bound its size)."""
+    round trip; on Redis fenced, in one script call (callers bound its size).
+
+    Returns whether each pointer was written (the pointers of every pack, in order), or None when
+    the store failed open: a caller may remember the refs of the rows that passed the fence.
+    """
     packs = [pack for pack in packs if pack.pointer_keys]
     if not packs:
-        return
+        return []
     if not all(_is_ref(pack.ref) for pack in packs):
         raise ValueError(f"a pack's ref is 1 to {MAX_REF} ASCII letters and digits")
     if _scripted(store):
-        _fill_redis(store, packs, shared_keys, shared_stamp, ttl, fail_open)
-        return
+        return _fill_redis(store, packs, shared_keys, shared_stamp, ttl, fail_open)
     cache = store.cache
-    store.call("set_many", lambda: _fill_generic(cache, packs, ttl), fallback=_failed_open(fail_open))
+    done = store.call("set_many", lambda: _fill_generic(cache, packs, ttl), fallback=_failed_open(fail_open))
+    return None if done is None else [True] * sum(len(pack.pointer_keys) for pack in packs)
 
 
 def _scripted(store: Store) -> bool:
@@ -282,7 +287,7 @@ def _fill_redis(
     shared_stamp: Sequence[int],
     ttl: int,
     fail_open: FailOpen | None,
-) -> None:
+) -> list[bool] | None:
     cache, client, encode = store.cache, store.client, store.codec.encode
     shared = full_keys(cache, shared_keys)
     keys: list[Any] = list(shared)
@@ -297,11 +302,16 @@ def _fill_redis(
         written += full[: 1 + count]  # the pack and its pointers
         args += [count, encode(pack.data), pack.ref, *pack.own_stamps]
     try:
-        store.call(
+        reply: Any = store.call(
             "set_many",
             lambda: run(client, versions.PACKED_FILL, keys, args, packed=True),
             fallback=_failed_open(fail_open),
         )
+        if reply is None:
+            return None
+        if not isinstance(reply, bytes):  # 0: a shared counter moved, nothing was written
+            return [False] * sum(len(pack.pointer_keys) for pack in packs)
+        return [flag == 49 for flag in reply]  # b"1"
     finally:
         near = getattr(cache, "near", None)
         if near is not None:
@@ -318,13 +328,14 @@ def _read_generic(
     return PackedRead(slots, [found.get(name, MISSING) for name in names], counters, refs=refs)
 
 
-def _fill_generic(cache: Any, packs: Sequence[Pack], ttl: int) -> None:
+def _fill_generic(cache: Any, packs: Sequence[Pack], ttl: int) -> bool:
     """``set_many`` of the packs and every pointer, unfenced (the stamp check on read)."""
     batch: dict[str, Any] = {}
     for pack in packs:
         batch[pack.key] = pack.data
         batch.update(dict.fromkeys(pack.pointer_keys, pack.ref))
     cache.set_many(batch, timeout=ttl)
+    return True
 
 
 def _resolve(pointers: Sequence[Any]) -> tuple[list[int], list[Any]]:

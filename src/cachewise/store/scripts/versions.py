@@ -201,7 +201,8 @@ return {pointers, counters}
 # KEYS: shared counters (ARGV[2] of them), then per pack: the pack, its pointer keys, its rows'
 # own counters (same order). ARGV: ttl (s), number of shared counters, their stamps, then per
 # pack: its number of rows, its payload, its ref (the end of its key), its rows' own stamps.
-# Returns the number of rows stored. A pointer is the pack's 18-digit ref, the same string for
+# Returns which pointers were written: "1" or "0" per row, in KEYS order (0, the integer, when a
+# shared counter moved: nothing was). A pointer is the pack's 18-digit ref, the same string for
 # every row of the pack: on Redis 6.2 a script's value of more than 64 bytes is allocated per
 # call, and full-key pointers made the SETs of a 1,000-row fill 2.5x slower (4.8 ms against
 # 1.9 ms on the server); a pointer made per row ("<index><ref>") cost 0.4 ms more.
@@ -212,7 +213,8 @@ PACKED_FILL = Script(
     """
 """
     + _SHARED_STAMPS_HOLD
-    + """while k <= #KEYS do
+    + """local written = {}
+while k <= #KEYS do
   local pack, count, payload, ref = KEYS[k], tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2]
   local owns = redis.call('MGET', unpack(KEYS, k + 1 + count, k + 2 * count))
   local any = false
@@ -220,15 +222,17 @@ PACKED_FILL = Script(
   for index = 1, count do
     if owns[index] == ARGV[a] then
       redis.call('SET', KEYS[k + index], ref, 'EX', ARGV[1])
-      stored = stored + 1
+      written[#written + 1] = '1'
       any = true
+    else
+      written[#written + 1] = '0'
     end
     a = a + 1
   end
   if any then redis.call('SET', pack, payload, 'EX', ARGV[1]) end
   k = k + 1 + 2 * count
 end
-return stored
+return table.concat(written)
 """,
 )
 
