@@ -30,7 +30,7 @@ A pk with no row is cached too (as ``None`` under the same stamp): creating that
 outlives a create cachewise can see.
 
 Each RowCache remembers, per row (bounded), the pack its pointer named when last read or the
-pack it just filled: when every row of a chunk is remembered, the read is ONE ``MGET`` of the
+pack its own fill pointed it to: when every row of a chunk is remembered, the read is ONE ``MGET`` of the
 counters and those packs, without the pointers. The stamps decide as before; rows the
 remembered packs do not serve (written since, refilled elsewhere, gone) are read through their
 pointers, under the counters already read.
