@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 
-from cachewise.orm import CachedRows
+from cachewise.orm import CachedRows, generations
 from cachewise.orm.invalidation import invalidate_rows
 from cachewise.orm.rows import RowCache, _pack_head
 from tests.testapp.models import Article, Author, Category
@@ -238,6 +239,33 @@ def test_remembered_packs_serve_only_current_rows(
         assert Article.cached.get_many(pks)[article.pk]["title"] == "Edited"
     with django_assert_num_queries(0):
         assert Article.cached.get_many(pks)[article.pk]["title"] == "Edited"
+
+
+def test_remembered_packs_past_their_ttl_are_not_read(
+    article: Article, django_assert_num_queries: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pack expires one TTL after its write at the latest: once that much time has passed since
+    this process learnt it, its rows go to their pointers at once (no read that finds nothing)."""
+    short = RowCache(Article, Article.cached.fields, ttl=1)
+    short.get(article.pk)
+    known_reads: list[int] = []
+    real_read_known = generations.read_known
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        known_reads.append(1)
+        return real_read_known(*args, **kwargs)
+
+    monkeypatch.setattr(generations, "read_known", counted)
+    with django_assert_num_queries(0):
+        assert short.get(article.pk)["title"] == "First"  # type: ignore[index]
+    assert known_reads == [1]  # the remembered pack, without the pointer
+    time.sleep(1.1)  # the pack and its pointer expire
+    with django_assert_num_queries(1):
+        assert short.get(article.pk)["title"] == "First"  # type: ignore[index]
+    assert known_reads == [1]  # not read again: straight to the pointer
+    with django_assert_num_queries(0):
+        assert short.get(article.pk)["title"] == "First"  # type: ignore[index]
+    assert known_reads == [1, 1]  # the refilled pack is remembered
 
 
 def test_remembered_packs_are_bounded(article: Article, monkeypatch: pytest.MonkeyPatch) -> None:

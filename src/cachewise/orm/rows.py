@@ -48,6 +48,7 @@ import functools
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -216,6 +217,10 @@ class RowCache:
         self._lock = threading.Lock()
         #: pk -> the ref of the pack its pointer named when last read (bounded: _REFS_MAX).
         self._refs: dict[Any, Any] = {}
+        #: ref -> when that pack has expired for certain (``time.monotonic()``): learnt at or
+        #: after its write, plus the TTL it was written with. Past it, its rows skip the read of
+        #: remembered packs (it would find nothing) and go to their pointers at once.
+        self._until: dict[str, float] = {}
 
     def __repr__(self) -> str:
         return f"<RowCache {self.model._meta.label} fields={list(self.fields)} ttl={self.ttl}>"
@@ -341,7 +346,7 @@ class RowCache:
         """
         refs: list[Any] = list(map(self._refs.get, pks))
         rv_keys = _keys_of(plan, _RV, pks)
-        if None not in refs:
+        if None not in refs and self._alive(refs):
             counter_keys = [*rv_keys, *plan.dep_counters]
             read = generations.read_known(
                 alias, refs, counter_keys, pack_head=_pack_head(plan), fail_open=_outage(alias, plan)
@@ -384,18 +389,27 @@ class RowCache:
             )
             observe.reported(alias, counter_keys, read.counters)  # a cached page rendering
         by_slot = [None, *read.refs]
-        self._remember(zip(pks, map(by_slot.__getitem__, read.slots), strict=True), len(pks))
+        pairs = zip(pks, map(by_slot.__getitem__, read.slots), strict=True)
+        self._remember(pairs, len(pks), read.refs)
         return _Chunk(pks, row_keys, rv_keys, read)
 
-    def _remember(self, pairs: Iterable[tuple[Any, Any]], count: int) -> None:
+    def _alive(self, refs: list[Any]) -> bool:
+        """Whether every pack of ``refs`` may still be in Redis (none is past its TTL for certain)."""
+        until, now = self._until, time.monotonic()
+        return all(until.get(ref, 0.0) > now for ref in set(refs))
+
+    def _remember(self, pairs: Iterable[tuple[Any, Any]], count: int, refs: Sequence[str]) -> None:
         """Remember ``(pk, ref)`` pairs: the pack a pointer named, or None where there was none,
         or the pack a fill just pointed the row to (never one whose row the fill's fence kept
-        out: that pack may hold the row as it was before a write). Bounded: emptied when full."""
-        refs = self._refs
-        if len(refs) + count > _REFS_MAX:
-            refs.clear()
+        out: that pack may hold the row as it was before a write), and that the packs ``refs``
+        have expired for certain one TTL from now. Bounded: emptied when full."""
+        known, until = self._refs, self._until
+        if len(known) + count > _REFS_MAX or len(until) + len(refs) > _REFS_MAX:
+            known.clear()
+            until.clear()
         if count <= _REFS_MAX:
-            refs.update(pairs)
+            until.update(dict.fromkeys(refs, time.monotonic() + self.ttl))
+            known.update(pairs)
 
     def _store(
         self, alias: str, plan: _Plan, chunk: _Chunk, loaded: dict[Any, dict[str, Any] | None]
@@ -433,7 +447,8 @@ class RowCache:
         )
         if written:  # remember the packs of the rows whose pointer was written (fence passed)
             rows = ((pk, pack.ref) for pack in batch for pk in pack.data[3])
-            self._remember((pair for pair, ok in zip(rows, written, strict=True) if ok), len(misses))
+            pairs = (pair for pair, ok in zip(rows, written, strict=True) if ok)
+            self._remember(pairs, len(misses), [pack.ref for pack in batch])
 
     def _query(self, plan: _Plan, pks: list[Any]) -> dict[Any, tuple[Any, ...] | None]:
         """Read ``pks`` as value tuples (``names`` order); absent rows map to None.
