@@ -408,7 +408,9 @@ class RowCache:
             known.clear()
             until.clear()
         if count <= _REFS_MAX:
-            until.update(dict.fromkeys(refs, time.monotonic() + self.ttl))
+            deadline = time.monotonic() + self.ttl
+            for ref in refs:  # learnt again later: the first bound is the tighter one
+                until.setdefault(ref, deadline)
             known.update(pairs)
 
     def _store(
