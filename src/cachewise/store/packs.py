@@ -156,21 +156,12 @@ def read_pointers(
     filled in between holds stamps read after those counters, which equal them only when no
     write came in between. Single Redis server only (where :func:`read_known` applies).
     """
-    cache, client = store.cache, store.client  # type: ignore[attr-defined]
-    guard = _failed_open(fail_open)
-    keys = full_keys(cache, pointer_keys)
+    client, guard = store.client, _failed_open(fail_open)  # type: ignore[attr-defined]
+    keys = full_keys(store.cache, pointer_keys)
     raw = store.call("get_many", lambda: execute(client, "MGET", *keys), fallback=guard)
     if raw is None:
         return _nothing(len(pointer_keys))
-    slots, refs = _resolve(raw)
-    payloads: list[Any] | None = []
-    if refs:
-        packs = _pack_keys(cache, pack_head, refs)
-        payloads = store.call("get_many", lambda: execute(client, "MGET", *packs), fallback=guard)
-    if payloads is None:
-        return _nothing(len(pointer_keys))
-    decoded = store._decode_all(cache, payloads)  # type: ignore[attr-defined]
-    return PackedRead(slots, decoded, counters, refs=[_text(ref) for ref in refs])
+    return _packs_named(store, raw, counters, pack_head, guard)
 
 
 def fill(
@@ -243,20 +234,29 @@ def _read_redis(
         raw = None if script is None else [*script[0], *script[1]]
     if raw is None:
         return _nothing(count)
-    slots, refs = _resolve(raw[:count])
+    return _packs_named(store, raw[:count], list(map(int, raw[count:])), pack_head, guard)
+
+
+def _packs_named(
+    store: Any, pointers: list[Any], counters: list[int], pack_head: str, guard: Any
+) -> PackedRead:
+    """The packs ``pointers`` (as Redis answered them) name, in one ``MGET``, read under
+    ``counters``: the second step of :func:`read` and of :func:`read_pointers`."""
+    cache, client = store.cache, store.client
+    slots, found = _resolve(pointers)
+    refs = [_text(ref) for ref in found]
     payloads: list[Any] | None = []
     if refs:
         packs = _pack_keys(cache, pack_head, refs)
         payloads = store.call("get_many", lambda: execute(client, "MGET", *packs), fallback=guard)
     if payloads is None:
-        return _nothing(count)
-    counters = list(map(int, raw[count:]))
-    return PackedRead(slots, store._decode_all(cache, payloads), counters, refs=[_text(ref) for ref in refs])
+        return _nothing(len(pointers))
+    return PackedRead(slots, store._decode_all(cache, payloads), counters, refs=refs)
 
 
-def _pack_keys(cache: Any, head: str, refs: Sequence[Any]) -> list[str]:
-    """The full keys of the packs named by ``refs`` (str, or bytes as Redis answers them)."""
-    return full_keys(cache, [head + (ref.decode() if isinstance(ref, bytes) else ref) for ref in refs])
+def _pack_keys(cache: Any, head: str, refs: Sequence[str]) -> list[str]:
+    """The full keys of the packs named by ``refs``."""
+    return full_keys(cache, [head + ref for ref in refs])
 
 
 def _from_near(
