@@ -129,6 +129,41 @@ def own_redis(disposable_redis: EmbeddedRedis) -> Iterator[tuple[EmbeddedRedis, 
     reset_breakers()
 
 
+def test_a_remembered_pack_evicted_by_redis_is_a_miss_and_the_row_is_read_again(
+    own_redis: tuple[EmbeddedRedis, Any], article: Article, django_assert_num_queries: Any
+) -> None:
+    """Real eviction (``volatile-ttl``: the shortest TTL goes first, here the rows' pack and
+    pointer): the process still remembers the pack, finds it gone, and reads the row again."""
+    from cachewise.orm.rows import RowCache, _pack_head
+
+    _, client = own_redis
+    rows = RowCache(Article, ["id", "title"], ttl=30)  # shorter than every other key's TTL
+    rows.get(article.pk)
+    with django_assert_num_queries(0):
+        assert rows.get(article.pk) == {"id": article.pk, "title": "First"}
+    ref = rows._refs[article.pk]
+    pack = caches["default"].make_key(_pack_head(rows.plan()) + ref)
+    client.config_set("maxmemory-policy", "volatile-ttl")
+    client.config_set("maxmemory", int(client.info("memory")["used_memory"]) + 64 * 1024)
+    try:
+        for index in range(2000):  # fill memory until Redis evicts the pack
+            if not client.exists(pack):
+                break
+            try:
+                client.set(f"junk:{index}", b"x" * 4096, ex=86_400 * 30)
+            except redis.exceptions.OutOfMemoryError:
+                break
+        assert not client.exists(pack), "Redis evicted something else first"
+    finally:
+        client.config_set("maxmemory", 0)
+    assert rows._refs[article.pk] == ref  # still remembered, and within its TTL
+    with django_assert_num_queries(1):
+        assert rows.get(article.pk) == {"id": article.pk, "title": "First"}
+    assert rows._refs[article.pk] != ref  # the refill's pack
+    with django_assert_num_queries(0):
+        assert rows.get(article.pk) == {"id": article.pk, "title": "First"}
+
+
 def test_out_of_memory_on_a_row_or_list_read_raises(
     own_redis: tuple[EmbeddedRedis, Any], article: Article
 ) -> None:
