@@ -241,6 +241,40 @@ def test_remembered_packs_serve_only_current_rows(
         assert Article.cached.get_many(pks)[article.pk]["title"] == "Edited"
 
 
+def test_a_gone_remembered_pack_is_a_miss_without_reading_pointers(
+    article: Article, django_assert_num_queries: Any, redis_client: Any
+) -> None:
+    """Rows whose remembered pack is gone (evicted, expired, cleared) go to the database after ONE
+    read: their pointers named that pack. A refill elsewhere after the same loss costs this
+    process one query more, never a stale row; the next read goes through the pointers again."""
+    others = [Article.objects.create(title=f"G{i}", author=article.author) for i in range(3)]
+    pks = [article.pk, *(other.pk for other in others)]
+    Article.cached.get_many(pks)
+    for key in redis_client.scan_iter("*:orm.testapp.article:v1:pack:*"):
+        redis_client.unlink(key)
+    before = _commands(redis_client)
+    with django_assert_num_queries(1):
+        assert Article.cached.get_many(pks)[article.pk]["title"] == "First"
+    # The counters and the remembered packs (gone), then the fill script (its rows' own counters
+    # in one MGET inside): no read of the pointers.
+    delta = _delta(before, _commands(redis_client))
+    assert (delta["mget"], delta["evalsha"]) == (1 + 1, 1)
+    with django_assert_num_queries(0):
+        assert Article.cached.get_many(pks)[article.pk]["title"] == "First"
+    # Lost again; meanwhile another process refilled the rows after a write.
+    for key in redis_client.scan_iter("*:orm.testapp.article:v1:pack:*"):
+        redis_client.unlink(key)
+    Article.objects.filter(pk=article.pk).update(title="Refilled")
+    elsewhere = RowCache(Article, Article.cached.fields, ttl=300)
+    with django_assert_num_queries(1):
+        elsewhere.get_many(pks)
+    with django_assert_num_queries(1):  # one query more here, the current row
+        assert Article.cached.get_many(pks)[article.pk]["title"] == "Refilled"
+    Article.cached._refs.clear()  # as after the lost packs: read through the pointers
+    with django_assert_num_queries(0):
+        assert Article.cached.get_many(pks)[article.pk]["title"] == "Refilled"
+
+
 def test_remembered_packs_past_their_ttl_are_not_read(
     article: Article, django_assert_num_queries: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

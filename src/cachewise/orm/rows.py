@@ -50,7 +50,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -60,6 +60,7 @@ from django.db import connections, models, router
 
 from cachewise import recovery
 from cachewise.keys import MAX_KEY_LENGTH, encode_part, make_key
+from cachewise.missing import MISSING
 from cachewise.monitoring.metrics import record
 from cachewise.store.packs import Pack, PackedRead
 
@@ -362,21 +363,38 @@ class RowCache:
                     record("hit", alias, plan.namespace, len(pks) - len(misses))
                 if not misses:
                     return None
+                # A row whose remembered pack is gone (evicted, expired, cleared) is a miss at once:
+                # its pointer named that pack, or one written since by a refill after the same
+                # loss (then one query more, never a stale row). Pointers are read only for rows
+                # whose pack is there but no longer serves them (written since, refilled elsewhere).
+                gone = [i for i in misses if read.packs[read.slots[i] - 1] is MISSING]
+                if gone:
+                    lost = set(gone)
+                    misses = [*(i for i in misses if i not in lost), *gone]
+                    refs_of = self._refs
+                    for i in gone:  # the next read of these rows goes through their pointers
+                        refs_of.pop(pks[i], None)
                 rest = [*(counters[i] for i in misses), *counters[len(pks) :]]
                 pks, rv_keys = [pks[i] for i in misses], [rv_keys[i] for i in misses]
-                return self._read_pointers(alias, plan, pks, rv_keys, rest)
+                return self._read_pointers(alias, plan, pks, rv_keys, rest, unread=len(gone))
         return self._read_pointers(alias, plan, pks, rv_keys)
 
     def _read_pointers(
-        self, alias: str, plan: _Plan, pks: list[Any], rv_keys: list[str], counters: list[int] | None = None
+        self,
+        alias: str,
+        plan: _Plan,
+        pks: list[Any],
+        rv_keys: list[str],
+        counters: list[int] | None = None,
+        unread: int = 0,
     ) -> _Chunk:
         """Read rows through their pointers; with ``counters`` (read by the remembered-pack read
-        just before, for these rows) only the pointers and their packs."""
+        just before, for these rows) only the pointers and their packs, except for the last
+        ``unread`` rows: misses without a read."""
         row_keys = _keys_of(plan, ("row", plan.field_hash), pks)
         head, outage = _pack_head(plan), _outage(alias, plan)
-        if counters is not None:
-            read = generations.read_pointers(alias, row_keys, counters, pack_head=head, fail_open=outage)
-        else:
+        asked = len(pks) - unread
+        if counters is None:
             counter_keys = [*rv_keys, *plan.dep_counters]
             read = generations.read_packed(
                 alias,
@@ -388,9 +406,16 @@ class RowCache:
                 share=plan.immutable,
             )
             observe.reported(alias, counter_keys, read.counters)  # a cached page rendering
+        elif asked:
+            read = generations.read_pointers(
+                alias, row_keys[:asked], counters, pack_head=head, fail_open=outage
+            )
+        else:
+            read = PackedRead([], [], counters)
         by_slot = [None, *read.refs]
-        pairs = zip(pks, map(by_slot.__getitem__, read.slots), strict=True)
-        self._remember(pairs, len(pks), read.refs)
+        self._remember(zip(pks, map(by_slot.__getitem__, read.slots), strict=False), asked, read.refs)
+        if unread:
+            read = replace(read, slots=[*read.slots, *[0] * unread])
         return _Chunk(pks, row_keys, rv_keys, read)
 
     def _alive(self, refs: list[Any]) -> bool:
@@ -563,8 +588,10 @@ def _as_dicts(plan: _Plan, rows: dict[Any, tuple[Any, ...] | None]) -> dict[Any,
     One time zone object for every datetime: a pack pickles it once, not once per row.
     """
     names, utc, aware = plan.names, plan.utc, datetime.datetime
+    # Not strict: every tuple has len(names) values by construction (values_list(*plan.values)
+    # in _query), and a strict zip costs a third of this loop.
     result = {
-        pk: None if values is None else dict(zip(names, values, strict=True)) for pk, values in rows.items()
+        pk: None if values is None else dict(zip(names, values, strict=False)) for pk, values in rows.items()
     }
     for position in utc:  # psycopg hands UTC datetimes over in UTC already: usually no change
         name = names[position]
