@@ -26,17 +26,32 @@ the stamp check on read keeps that path correct (fills there are not fenced).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+from redis.exceptions import NoScriptError
+
+from cachewise.exceptions import translate_redis_error
 
 from .adapter import MISSING, FailOpen, Store, _failed_open, now_us
 from .redis import RedisStore
 from .scripts import run, versions
-from .scripts.packed import execute
+from .scripts.packed import execute, replies, send
 from .stamped import full_keys, read_generic
 
-__all__ = ["Pack", "PackedRead", "fill", "read", "read_known", "read_pointers"]
+__all__ = [
+    "Fill",
+    "Pack",
+    "PackedRead",
+    "SentFills",
+    "fill",
+    "read",
+    "read_known",
+    "read_pointers",
+    "send_fills",
+]
 
 #: Longest pack ref (a pointer): under the 44 bytes Redis stores in one allocation.
 MAX_REF = 40
@@ -288,7 +303,26 @@ def _fill_redis(
     ttl: int,
     fail_open: FailOpen | None,
 ) -> list[bool] | None:
-    cache, client, encode = store.cache, store.client, store.codec.encode
+    cache, client = store.cache, store.client
+    keys, args, written = _fill_command(store, packs, shared_keys, shared_stamp, ttl)
+    try:
+        reply: Any = store.call(
+            "set_many",
+            lambda: run(client, versions.PACKED_FILL, keys, args, packed=True),
+            fallback=_failed_open(fail_open),
+        )
+        return None if reply is None else _written(reply, packs)
+    finally:
+        near = getattr(cache, "near", None)
+        if near is not None:
+            near.discard(written)
+
+
+def _fill_command(
+    store: Any, packs: Sequence[Pack], shared_keys: Sequence[str], shared_stamp: Sequence[int], ttl: int
+) -> tuple[list[Any], list[Any], list[str]]:
+    """The keys and arguments of one :data:`PACKED_FILL` call, and the keys it may write."""
+    cache, encode = store.cache, store.codec.encode
     shared = full_keys(cache, shared_keys)
     keys: list[Any] = list(shared)
     args: list[Any] = [ttl, len(shared), *shared_stamp]
@@ -301,21 +335,88 @@ def _fill_redis(
         keys += full
         written += full[: 1 + count]  # the pack and its pointers
         args += [count, encode(pack.data), pack.ref, *pack.own_stamps]
-    try:
-        reply: Any = store.call(
-            "set_many",
-            lambda: run(client, versions.PACKED_FILL, keys, args, packed=True),
-            fallback=_failed_open(fail_open),
-        )
-        if reply is None:
-            return None
-        if not isinstance(reply, bytes):  # 0: a shared counter moved, nothing was written
-            return [False] * sum(len(pack.pointer_keys) for pack in packs)
-        return [flag == 49 for flag in reply]  # b"1"
-    finally:
-        near = getattr(cache, "near", None)
-        if near is not None:
-            near.discard(written)
+    return keys, args, written
+
+
+def _written(reply: Any, packs: Sequence[Pack]) -> list[bool]:
+    """Which pointers :data:`PACKED_FILL` wrote, from its reply (a ``'1'``/``'0'`` per pointer,
+    or ``0`` when a shared counter had moved and it wrote nothing)."""
+    if not isinstance(reply, bytes):
+        return [False] * sum(len(pack.pointer_keys) for pack in packs)
+    return [flag == 49 for flag in reply]  # b"1"
+
+
+@dataclass(frozen=True)
+class Fill:
+    """The arguments of one :func:`fill`: its packs, read under ``shared_stamp``."""
+
+    packs: Sequence[Pack]
+    shared_keys: Sequence[str]
+    shared_stamp: Sequence[int]
+
+
+class SentFills:
+    """Fills sent by :func:`send_fills` and not answered yet: :meth:`written` reads the answers
+    (on any thread; once)."""
+
+    def __init__(
+        self, store: Any, sent: Any, calls: list[tuple[list[Any], list[Any], Sequence[Pack]]], fail_open: Any
+    ) -> None:
+        self._store, self._sent, self._calls, self._fail_open = store, sent, calls, fail_open
+
+    def written(self) -> list[list[bool] | None]:
+        """:func:`fill`'s answer for each fill, in order (None: the store failed open).
+
+        The replies are read under the alias' failure policy, as a :func:`fill` would read them:
+        a server that stopped answering counts against the breaker. A fill answered
+        ``NOSCRIPT`` (Redis restarted since the script was loaded) runs again, waited for here.
+        """
+        store, calls, guard = self._store, self._calls, _failed_open(self._fail_open)
+        answers = store.call("set_many", lambda: replies(self._sent), fallback=guard)
+        if answers is None:
+            return [None] * len(calls)
+        result: list[list[bool] | None] = []
+        for answer, (keys, args, packs) in zip(answers, calls, strict=True):
+            reply = answer
+            if isinstance(answer, NoScriptError):
+                reply = store.call(
+                    "set_many", functools.partial(_run_fill, store.client, keys, args), fallback=guard
+                )
+            elif isinstance(answer, Exception):
+                raise translate_redis_error(answer) from answer  # never swallowed, as in fill()
+            result.append(None if reply is None else _written(reply, packs))
+        return result
+
+
+def _run_fill(client: Any, keys: list[Any], args: list[Any]) -> Any:
+    return run(client, versions.PACKED_FILL, keys, args, packed=True)
+
+
+def send_fills(
+    store: Store, fills: Sequence[Fill], ttl: int, *, fail_open: FailOpen | None = None
+) -> SentFills | None:
+    """Send the :func:`fill` of each of ``fills`` in one write, without waiting for the answers:
+    :meth:`SentFills.written` reads them later. The fills run on Redis exactly as :func:`fill`
+    runs them (fenced, one script each), in order.
+
+    None where fills cannot be sent this way (not a single Redis server, a near cache in front,
+    hiredis missing, the store failed open on the send): call :func:`fill`. A near cache is
+    excluded because :func:`fill` drops the keys it writes from it after the answer.
+    """
+    if not _scripted(store) or getattr(store.cache, "near", None) is not None:
+        return None
+    fills = [replace(each, packs=[pack for pack in each.packs if pack.pointer_keys]) for each in fills]
+    for each in fills:
+        if not all(_is_ref(pack.ref) for pack in each.packs):
+            raise ValueError(f"a pack's ref is 1 to {MAX_REF} ASCII letters and digits")
+    calls: list[tuple[list[Any], list[Any], Sequence[Pack]]] = []
+    for each in fills:
+        keys, args, _ = _fill_command(store, each.packs, each.shared_keys, each.shared_stamp, ttl)
+        calls.append((keys, args, each.packs))
+    commands = [("EVALSHA", versions.PACKED_FILL.sha, len(keys), *keys, *args) for keys, args, _ in calls]
+    client = store.client  # type: ignore[attr-defined]
+    sent = store.call("set_many", lambda: send(client, commands), fallback=_failed_open(fail_open))
+    return None if sent is None else SentFills(store, sent, calls, fail_open)
 
 
 def _read_generic(

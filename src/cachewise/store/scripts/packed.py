@@ -1,11 +1,17 @@
-"""One Redis command packed by hiredis: big ORM argument lists without redis-py's per-argument cost."""
+"""Redis commands packed by hiredis: big ORM argument lists without redis-py's per-argument cost.
+
+:func:`execute` runs one command; :func:`send` and :func:`replies` split a batch of commands in
+two, so a caller that does not need the answers at once (an ORM fill) can send them and have the
+answers read later, off its own path.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["execute"]
+__all__ = ["Sent", "execute", "replies", "send"]
 
 
 def execute(client: Any, *args: Any) -> Any:
@@ -32,6 +38,60 @@ def execute(client: Any, *args: Any) -> Any:
         raise
     finally:
         pool.release(connection)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """Commands sent on ``connection`` (taken from ``pool``) whose replies are still unread."""
+
+    connection: Any
+    pool: Any
+    count: int
+
+
+def send(client: Any, commands: Sequence[Sequence[Any]]) -> Sent | None:
+    """Send ``commands`` on one pooled connection, in one write, without reading the replies.
+
+    None where this cannot be done (hiredis missing, a client that is not a plain
+    ``redis.Redis``): run the commands with :func:`execute`. The connection stays out of the
+    pool until :func:`replies` reads every answer; a failed send drops it.
+    """
+    import redis
+
+    if _pack_command is None or type(client) is not redis.Redis or client.connection is not None:
+        return None
+    packed = [_pack_command(tuple(command)) for command in commands]
+    pool = client.connection_pool
+    connection: Any = pool.get_connection()
+    try:
+        connection.send_packed_command(packed)
+    except BaseException:
+        connection.disconnect()
+        pool.release(connection)
+        raise
+    return Sent(connection, pool, len(packed))
+
+
+def replies(sent: Sent) -> list[Any]:
+    """The replies of :func:`send`'s commands, in order; an error reply comes as its
+    ``ResponseError`` (the rest are still read). An I/O error raises, after the connection is
+    dropped (a reply may still be on the wire). The connection always goes back to its pool."""
+    import redis
+
+    connection = sent.connection
+    answers: list[Any] = []
+    try:
+        for _ in range(sent.count):
+            try:
+                answers.append(connection.read_response())
+            except redis.exceptions.ResponseError as error:  # read whole: the socket stays in step
+                answers.append(error)
+    except BaseException:
+        connection.disconnect()
+        raise
+    finally:
+        sent.pool.release(connection)
+    return answers
 
 
 def _hiredis_pack() -> Callable[[tuple[Any, ...]], bytes] | None:
