@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,7 +15,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from cachewise.orm import CachedRows, generations
 from cachewise.orm.invalidation import invalidate_rows
-from cachewise.orm.rows import RowCache, _pack_head
+from cachewise.orm.rows import RowCache, _pack_head, settle
+from cachewise.store import packs
 from tests.testapp.models import Article, Author, Category
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -458,10 +460,56 @@ def test_get_many_of_several_chunks_queries_its_misses_once(
     with django_assert_num_queries(-(-1100 // per_query)):
         rows = Article.cached.get_many(pks)
     assert len(rows) == 1100
+    settle()  # fills this large are sent without waiting for their answers
     delta = _delta(before, _commands(redis_client))
     assert delta["evalsha"] == 2 + 2, delta  # two reads, two fenced fills (one per chunk)
     with django_assert_num_queries(0):
         assert Article.cached.get_many(pks) == rows
+
+
+def test_a_large_fill_is_answered_off_the_call_and_fenced_like_any_fill(
+    article: Article, monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
+) -> None:
+    """A call that fills 256 rows or more sends its fill scripts and returns: their answers are
+    read on the answer thread. The scripts are the same fenced fills: a write that commits after
+    the query keeps its row out, and the thread's next read waits for its own fills first."""
+    made = Article.objects.bulk_create([Article(title=f"L{i}", author=article.author) for i in range(299)])
+    pks = [article.pk, *(a.pk for a in made)]
+    answered_on: list[str] = []
+    real_written = packs.SentFills.written
+
+    def written(self: packs.SentFills) -> Any:
+        answered_on.append(threading.current_thread().name)
+        return real_written(self)
+
+    real_query = RowCache._query
+
+    def query_then_concurrent_write(self: RowCache, plan: Any, wanted: list[Any]) -> Any:
+        old = real_query(self, plan, wanted)
+        article.title = "Second"
+        article.save()  # commits before the fill: bumps this row's own version only
+        return old
+
+    monkeypatch.setattr(packs.SentFills, "written", written)
+    monkeypatch.setattr(RowCache, "_query", query_then_concurrent_write)
+    rows = Article.cached.get_many(pks)
+    assert rows[article.pk]["title"] == "First"  # read before the write: this call's answer
+    queried: list[Any] = []
+
+    def recorded(self: RowCache, plan: Any, wanted: list[Any]) -> Any:
+        queried.extend(wanted)
+        return real_query(self, plan, wanted)
+
+    monkeypatch.setattr(RowCache, "_query", recorded)
+    with django_assert_num_queries(1):
+        again = Article.cached.get_many(pks)
+    assert queried == [article.pk]  # the fenced row only: the call waited for its own fill first
+    assert again[article.pk]["title"] == "Second"
+    assert [again[a.pk]["title"] for a in made] == [f"L{i}" for i in range(299)]
+    assert answered_on
+    assert all(name.startswith("cachewise-fill-answers") for name in answered_on)
+    with django_assert_num_queries(0):
+        assert Article.cached.get_many(pks) == again
 
 
 def test_near_cache_serves_rows_from_process_memory_and_sees_writes(

@@ -3,7 +3,10 @@ across processes, and the failure policy (server errors raise, outages fail open
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
+import os
+import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +21,7 @@ from cachewise.missing import MISSING
 from cachewise.monitoring.metrics import metrics
 from cachewise.orm import cached_list, generations
 from cachewise.orm import lists as orm_lists
+from cachewise.orm.rows import RowCache, settle
 from cachewise.resilience import reset_breakers
 from cachewise.store.stamped import StampedEntry, StampedFill
 from cachewise.testing import RedisServerInfo, isolated_caches
@@ -231,3 +235,87 @@ def test_dead_server_raises_on_reads_when_the_policy_says_raise(
         finally:
             disposable_redis.restart()
     reset_breakers()
+
+
+# Large fills are sent without waiting for their answers (read on the answer thread) ------------
+def _many_articles(article: Article, count: int) -> list[int]:
+    made = Article.objects.bulk_create([Article(title=f"M{i}", author=article.author) for i in range(count)])
+    return [article.pk, *(a.pk for a in made)]
+
+
+def test_a_server_that_stops_answering_a_large_fill_costs_the_caller_nothing(
+    own_redis: tuple[EmbeddedRedis, Any], article: Article, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis paused (SIGSTOP) between the query and the fill: the call returns its rows from the
+    database at once; the answer thread gives up after the socket timeout and counts an error;
+    once Redis answers again, every row read is current."""
+    server, _ = own_redis
+    pks = _many_articles(article, 299)
+    assert server.process is not None
+    pid = server.process.pid
+    real_query = RowCache._query
+
+    def query_then_pause(self: RowCache, plan: Any, wanted: list[Any]) -> Any:
+        rows = real_query(self, plan, wanted)
+        os.kill(pid, signal.SIGSTOP)
+        return rows
+
+    monkeypatch.setattr(RowCache, "_query", query_then_pause)
+    metrics.reset()
+    try:
+        started = time.monotonic()
+        rows = Article.cached.get_many(pks)
+        returned = time.monotonic() - started
+        settle()  # the answer thread reads until the socket timeout (0.5 s), then gives up
+        waited = time.monotonic() - started
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    monkeypatch.setattr(RowCache, "_query", real_query)
+    assert len(rows) == 300
+    assert rows[article.pk]["title"] == "First"
+    assert returned < 0.5 <= waited  # the call did not wait for the paused server; the answer did
+    errors = {key: value for key, value in metrics.snapshot().items() if key[0] == "error"}
+    assert errors.get(("error", "default", "orm.testapp.article"), 0) >= 1
+    article.title = "After"
+    article.save()
+    assert Article.cached.get_many(pks)[article.pk]["title"] == "After"
+    assert Article.cached.get_many(pks)[pks[-1]]["title"] == "M298"
+
+
+def test_out_of_memory_on_a_large_fill_is_logged_and_counted_not_raised(
+    own_redis: tuple[EmbeddedRedis, Any],
+    article: Article,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    django_assert_num_queries: Any,
+) -> None:
+    """A server error on a fill nobody waits for (the call has returned) cannot raise to the
+    caller: it is logged on ``cachewise.orm`` and counted; the rows are filled by a later call."""
+    _, client = own_redis
+    pks = _many_articles(article, 299)
+    client.config_set("maxmemory-policy", "noeviction")
+    real_query = RowCache._query
+
+    def query_then_fill_memory(self: RowCache, plan: Any, wanted: list[Any]) -> Any:
+        rows = real_query(self, plan, wanted)
+        client.config_set("maxmemory", 1)  # every write refused from here on
+        return rows
+
+    monkeypatch.setattr(RowCache, "_query", query_then_fill_memory)
+    metrics.reset()
+    try:
+        with caplog.at_level(logging.ERROR, logger="cachewise.orm"):
+            rows = Article.cached.get_many(pks)
+            settle()
+    finally:
+        client.config_set("maxmemory", 0)
+    monkeypatch.setattr(RowCache, "_query", real_query)
+    assert len(rows) == 300
+    assert "fill sent without waiting failed" in caplog.text
+    assert "OOM" in caplog.text
+    errors = {key: value for key, value in metrics.snapshot().items() if key[0] == "error"}
+    assert errors.get(("error", "default", "orm.testapp.article"), 0) >= 1
+    with django_assert_num_queries(1):  # nothing was stored: filled now
+        assert len(Article.cached.get_many(pks)) == 300
+    with django_assert_num_queries(0):
+        assert len(Article.cached.get_many(pks)) == 300

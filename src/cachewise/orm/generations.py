@@ -47,6 +47,7 @@ __all__ = [
     "read_known",
     "read_packed",
     "read_pointers",
+    "send_packs",
     "stamp_matches",
     "store",
     "store_batch",
@@ -204,3 +205,11 @@ def bump(
     get_store(alias).stamped_bump(
         counter_keys, counter_ttl, replicas=replicas, replica_timeout=replica_timeout
     )
+
+
+def send_packs(
+    alias: str, fills: Sequence[packs.Fill], ttl: int, *, fail_open: FailOpen | None = None
+) -> packs.SentFills | None:
+    """:func:`store_packs` of each fill, sent without waiting for the answers
+    (:func:`cachewise.store.packs.send_fills`); None: call :func:`store_packs`."""
+    return packs.send_fills(get_store(alias), fills, ttl, fail_open=fail_open)

@@ -46,6 +46,7 @@ from __future__ import annotations
 import datetime
 import functools
 import hashlib
+import logging
 import os
 import threading
 import time
@@ -59,17 +60,19 @@ from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import connections, models, router
 
 from cachewise import recovery
+from cachewise.compute.background import BoundedPool
+from cachewise.exceptions import CachewiseError
 from cachewise.keys import MAX_KEY_LENGTH, encode_part, make_key
 from cachewise.missing import MISSING
 from cachewise.monitoring.metrics import record
-from cachewise.store.packs import Pack, PackedRead
+from cachewise.store.packs import Fill, Pack, PackedRead
 
 from . import generations, observe, txn
 from .arrays import IntIn, int_array_ok
 from .deps import ModelType, label_of, labels, query_models
 from .invalidation import counter_ttl, delivered, orm_alias
 
-__all__ = ["CachedRows", "RowCache"]
+__all__ = ["CachedRows", "RowCache", "settle"]
 
 #: Pks per read and per fill script: two keys a pk, well under the 8,000 values Lua's unpack()
 #: takes, and a fill of about 2 ms on Redis. Each chunk costs a round trip or two.
@@ -87,6 +90,12 @@ _REFS_MAX = 32_768
 #: v6: a pointer holds the pack's random ref, not its whole key and the row's index (18 bytes
 #: instead of ~70), and a pack holds its rows' pks (a row is found by its pk: no index to parse).
 _LAYOUT = "pack-v6"
+#: Rows a call fills from which its fill scripts are sent without waiting for their answers
+#: (read by a pool thread): below it the wait is about one round trip, less than the hand-off.
+_SEND_AND_GO = 256
+#: How long :func:`settle` waits for one answer at most (a server that stopped answering is
+#: bounded by the socket timeout already; this bounds a client configured without one).
+_SETTLE_WAIT = 5.0
 _UTC = datetime.timezone.utc
 #: What a pack's rows may be: a row's dict, or None for a pk without a row.
 _ROW_TYPES = frozenset({dict, type(None)})
@@ -313,6 +322,8 @@ class RowCache:
     def _get_all(self, plan: _Plan, wanted: list[Any]) -> dict[Any, dict[str, Any]]:
         """Read every chunk (bounded commands), then ONE query for all misses, then the fills."""
         alias, using = orm_alias(), self.using
+        if getattr(_sent, "fills", None):
+            settle()  # this thread's own fills first: a read after a fill finds its rows
         bypass = txn.bypass_reason(using) or (None if delivered(alias) else "invalidation_pending")
         if bypass:
             record(f"bypass:{bypass}", alias, plan.namespace)
@@ -331,9 +342,9 @@ class RowCache:
         loaded = _as_dicts(plan, self._query(plan, missed))
         found.update(_present(loaded))
         if txn.fill_allowed(using):
-            for chunk in chunks:
-                if chunk.misses and chunk.read.counters is not None:
-                    self._store(alias, plan, chunk, loaded)
+            todo = [chunk for chunk in chunks if chunk.misses and chunk.read.counters is not None]
+            if todo:
+                self._store(alias, plan, todo, loaded)
         return found
 
     def _read(
@@ -439,9 +450,32 @@ class RowCache:
             known.update(pairs)
 
     def _store(
-        self, alias: str, plan: _Plan, chunk: _Chunk, loaded: dict[Any, dict[str, Any] | None]
+        self, alias: str, plan: _Plan, chunks: list[_Chunk], loaded: dict[Any, dict[str, Any] | None]
     ) -> None:
-        """One fenced fill of the chunk's misses, in packs of ``_PACK`` rows."""
+        """One fenced fill per chunk of misses, in packs of ``_PACK`` rows: sent without waiting
+        for the answers when the call filled ``_SEND_AND_GO`` rows or more (:func:`_answer_later`)."""
+        fills = [self._fill_of(plan, chunk, loaded) for chunk in chunks]
+
+        def fail_open(error: Exception) -> None:
+            record("error", alias, plan.namespace)
+
+        if sum(len(chunk.misses) for chunk in chunks) >= _SEND_AND_GO:
+            sent = generations.send_packs(alias, fills, self.ttl, fail_open=fail_open)
+            if sent is not None:
+                _answer_later(lambda: self._learn(fills, sent.written()), alias, plan.namespace)
+                return
+        self._learn(
+            fills,
+            [
+                generations.store_packs(
+                    alias, fill.packs, fill.shared_keys, fill.shared_stamp, self.ttl, fail_open=fail_open
+                )
+                for fill in fills
+            ],
+        )
+
+    def _fill_of(self, plan: _Plan, chunk: _Chunk, loaded: dict[Any, dict[str, Any] | None]) -> Fill:
+        """The fill of ``chunk``'s misses: packs of at most ``_PACK`` rows, under its counters."""
         counters = chunk.read.counters
         assert counters is not None
         shared = counters[len(chunk.pks) :]
@@ -464,18 +498,15 @@ class RowCache:
                     [counters[i] for i in part],
                 )
             )
-        written = generations.store_packs(
-            alias,
-            batch,
-            plan.dep_counters,
-            shared,
-            self.ttl,
-            fail_open=lambda error: record("error", alias, plan.namespace),
-        )
-        if written:  # remember the packs of the rows whose pointer was written (fence passed)
-            rows = ((pk, pack.ref) for pack in batch for pk in pack.data[3])
-            pairs = (pair for pair, ok in zip(rows, written, strict=True) if ok)
-            self._remember(pairs, len(misses), [pack.ref for pack in batch])
+        return Fill(batch, plan.dep_counters, shared)
+
+    def _learn(self, fills: list[Fill], answers: list[list[bool] | None]) -> None:
+        """Remember the packs of the rows whose pointer each fill wrote (its fence passed)."""
+        for fill, written in zip(fills, answers, strict=True):
+            if written:
+                rows = ((pk, pack.ref) for pack in fill.packs for pk in pack.data[3])
+                pairs = (pair for pair, ok in zip(rows, written, strict=True) if ok)
+                self._remember(pairs, len(written), [pack.ref for pack in fill.packs])
 
     def _query(self, plan: _Plan, pks: list[Any]) -> dict[Any, tuple[Any, ...] | None]:
         """Read ``pks`` as value tuples (``names`` order); absent rows map to None.
@@ -521,6 +552,57 @@ class _Chunk:
         if misses:
             record("miss", alias, plan.namespace, len(misses))
         return found
+
+
+#: Reads the answers of fills sent without waiting. Bounded: when it is behind, the caller
+#: reads its own answers (as a fill that waits would have).
+_answers = BoundedPool("cachewise-fill-answers", max_workers=1, max_pending=16)
+#: Per thread: the fills it sent whose answers may not be read yet (:func:`settle`).
+_sent = threading.local()
+_log = logging.getLogger("cachewise.orm")
+
+
+def _answer_later(read: Callable[[], None], alias: str, namespace: str) -> None:
+    """Have ``read`` (which reads a sent fill's answers and learns from them) run on the answer
+    thread; this thread's next read of rows waits for it first (:func:`settle`)."""
+    done = threading.Event()
+
+    def answer() -> None:
+        try:
+            read()
+        except CachewiseError:  # a server error on a fill nobody waits for: counted and logged
+            record("error", alias, namespace)
+            _log.exception("cachewise: a CachedRows fill sent without waiting failed")
+        finally:
+            done.set()
+
+    if not _answers.try_submit(answer):
+        read()  # the answer thread is behind: read them here, as a fill that waits would
+        return
+    pending = getattr(_sent, "fills", None)
+    if pending is None:
+        pending = _sent.fills = []
+    pending.append(done)
+
+
+def _forget_sent_in_child() -> None:
+    """After a fork the answer thread is gone: the child never waits for its parent's fills."""
+    _sent.fills = []  # the child's one thread is the one that forked
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_sent_in_child)
+
+
+def settle() -> None:
+    """Wait until the answers of every CachedRows fill this thread sent without waiting are read.
+
+    ``get_many`` calls it first, so a thread always reads its own fills (and what they taught it);
+    tests and tools that inspect Redis right after a large ``get_many`` call it too.
+    """
+    pending: list[threading.Event] | None = getattr(_sent, "fills", None)
+    while pending:
+        pending.pop().wait(_SETTLE_WAIT)
 
 
 def _pack_head(plan: _Plan) -> str:
