@@ -31,6 +31,11 @@ def _setup(database_url: str | None, caches: dict[str, Any]) -> None:
 
     django.setup()
     override_settings(CACHES=caches).enable()
+    send_and_go = os.environ.get("CACHEWISE_TEST_SEND_AND_GO")
+    if send_and_go:  # every fill of at least this many rows is answered on the answer thread
+        from cachewise.orm import rows
+
+        rows._SEND_AND_GO = int(send_and_go)
 
 
 def run(role: str, database_url: str | None, caches: dict[str, Any], *args: Any) -> None:

@@ -44,9 +44,17 @@ def _test_database_url() -> str | None:
     return urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"]))
 
 
+@pytest.mark.parametrize("send_and_go", [None, "1"], ids=["fills-waited", "fills-answered-later"])
 def test_cache_never_serves_older_than_a_returned_commit(
-    redis_server: Any, cachewise_caches: dict[str, Any]
+    redis_server: Any,
+    cachewise_caches: dict[str, Any],
+    send_and_go: str | None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """With ``fills-answered-later`` every row fill is sent without waiting for its answer (the
+    path of fills of 256 rows or more), so the readers' next reads race their own fills."""
+    if send_and_go:
+        monkeypatch.setenv("CACHEWISE_TEST_SEND_AND_GO", send_and_go)  # the spawned children's
     author = Author.objects.create(name="Writer")
     pks = [Article.objects.create(title="0", author=author).pk for _ in range(ROWS)]
     prefix = f"cwtest-{os.getpid()}-{time.time_ns()}"

@@ -319,3 +319,23 @@ def test_out_of_memory_on_a_large_fill_is_logged_and_counted_not_raised(
         assert len(Article.cached.get_many(pks)) == 300
     with django_assert_num_queries(0):
         assert len(Article.cached.get_many(pks)) == 300
+
+
+def test_a_large_fill_answered_noscript_runs_again_on_the_answer_thread(
+    article: Article, redis_client: Any, monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
+) -> None:
+    """Scripts flushed (a restart, a failover) between the query and a fill sent without waiting:
+    Redis answers NOSCRIPT, and the answer thread loads the script and runs the fill again."""
+    pks = _many_articles(article, 299)
+    real_query = RowCache._query
+
+    def query_then_flush_scripts(self: RowCache, plan: Any, wanted: list[Any]) -> Any:
+        rows = real_query(self, plan, wanted)
+        redis_client.script_flush()
+        return rows
+
+    monkeypatch.setattr(RowCache, "_query", query_then_flush_scripts)
+    assert len(Article.cached.get_many(pks)) == 300
+    monkeypatch.setattr(RowCache, "_query", real_query)
+    with django_assert_num_queries(0):
+        assert Article.cached.get_many(pks)[pks[-1]]["title"] == "M298"
