@@ -39,6 +39,10 @@ Cost: a hit of 1,000 remembered rows is one ``MGET`` of ~1,000 keys (versions an
 ``MGET``s: pointers and versions, two keys per row, then the packs), one decode per pack and a
 stamp comparison per row; a miss adds the query and ONE fenced fill script per 1,000 rows. A pack
 lives until its TTL even when its rows were refilled elsewhere (memory, never a stale read).
+
+A call that fills ``_SEND_AND_GO`` rows or more sends its fill scripts and returns: a bounded
+answer thread reads their answers (which rows to remember), and the thread's next read waits for
+its own fills first (:func:`settle`). The scripts are the same fenced fills; only the wait moved.
 """
 
 from __future__ import annotations
