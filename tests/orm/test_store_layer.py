@@ -339,3 +339,41 @@ def test_a_large_fill_answered_noscript_runs_again_on_the_answer_thread(
     monkeypatch.setattr(RowCache, "_query", real_query)
     with django_assert_num_queries(0):
         assert Article.cached.get_many(pks)[pks[-1]]["title"] == "M298"
+
+
+def test_a_large_fill_that_cannot_be_sent_to_a_dead_server_is_not_tried_again(
+    own_redis: tuple[EmbeddedRedis, Any], article: Article, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis killed between the query and the fill: the send fails open (one error counted), the
+    call returns its rows, and no fill is tried again (a waited fill would only fail again)."""
+    server, _ = own_redis
+    pks = _many_articles(article, 299)
+    real_query = RowCache._query
+
+    def query_then_kill(self: RowCache, plan: Any, wanted: list[Any]) -> Any:
+        rows = real_query(self, plan, wanted)
+        server.kill()
+        return rows
+
+    waited: list[int] = []
+    real_store_packs = generations.store_packs
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        waited.append(1)
+        return real_store_packs(*args, **kwargs)
+
+    monkeypatch.setattr(RowCache, "_query", query_then_kill)
+    monkeypatch.setattr(generations, "store_packs", counted)
+    metrics.reset()
+    try:
+        rows = Article.cached.get_many(pks)
+        settle()
+    finally:
+        server.restart()
+    assert len(rows) == 300
+    assert waited == []
+    errors = {key: value for key, value in metrics.snapshot().items() if key[0] == "error"}
+    assert errors.get(("error", "default", "orm.testapp.article"), 0) >= 1
+    monkeypatch.setattr(RowCache, "_query", real_query)
+    reset_breakers()
+    assert Article.cached.get_many(pks)[pks[-1]]["title"] == "M298"

@@ -371,8 +371,10 @@ class SentFills:
         a server that stopped answering counts against the breaker. A fill answered
         ``NOSCRIPT`` (Redis restarted since the script was loaded) runs again, waited for here.
         """
-        store, calls, guard = self._store, self._calls, _failed_open(self._fail_open)
-        answers = store.call("set_many", lambda: replies(self._sent), fallback=guard)
+        store, calls, guard, sent = self._store, self._calls, _failed_open(self._fail_open), self._sent
+        if sent is None:  # the send failed open: nothing ran
+            return [None] * len(calls)
+        answers = store.call("set_many", lambda: replies(sent), fallback=guard)
         if answers is None:
             return [None] * len(calls)
         result: list[list[bool] | None] = []
@@ -400,7 +402,8 @@ def send_fills(
     runs them (fenced, one script each), in order.
 
     None where fills cannot be sent this way (not a single Redis server, a near cache in front,
-    hiredis missing, the store failed open on the send): call :func:`fill`. A near cache is
+    hiredis missing): call :func:`fill`. A send that fails open is not retried: its
+    :meth:`SentFills.written` answers None for every fill, as :func:`fill` would. A near cache is
     excluded because :func:`fill` drops the keys it writes from it after the answer.
     """
     if not _scripted(store) or getattr(store.cache, "near", None) is not None:
@@ -415,8 +418,17 @@ def send_fills(
         calls.append((keys, args, each.packs))
     commands = [("EVALSHA", versions.PACKED_FILL.sha, len(keys), *keys, *args) for keys, args, _ in calls]
     client = store.client  # type: ignore[attr-defined]
-    sent = store.call("set_many", lambda: send(client, commands), fallback=_failed_open(fail_open))
-    return None if sent is None else SentFills(store, sent, calls, fail_open)
+    failed: list[Exception] = []
+
+    def not_sent(error: Exception) -> None:
+        failed.append(error)
+        if fail_open is not None:
+            fail_open(error)
+
+    sent = store.call("set_many", lambda: send(client, commands), fallback=not_sent)
+    if sent is None and not failed:
+        return None  # hiredis missing, or not a plain client: fill() waits for its answers
+    return SentFills(store, sent, calls, fail_open)  # a failed send answers None: not retried
 
 
 def _read_generic(
