@@ -19,7 +19,8 @@ in the old pack, unread (memory, never staleness).
 On a single Redis server a read is two ``MGET`` (the pointers and counters at one instant, then
 the packs; :data:`.scripts.versions.PACKED_READ` when a counter must be created), or one
 (:func:`read_known`: the counters and the packs a caller remembers), and a fill one
-script (:data:`~.scripts.versions.PACKED_FILL`); elsewhere (another backend, Cluster, where a script may
+script (:data:`~.scripts.versions.PACKED_FILL`), waited for (:func:`fill`) or sent with its
+answers read later (:func:`send_fills`); elsewhere (another backend, Cluster, where a script may
 not follow a pointer to a key of another slot) they are built from ``get_many``/``set_many`` and
 the stamp check on read keeps that path correct (fills there are not fenced).
 """
