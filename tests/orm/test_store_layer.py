@@ -243,6 +243,19 @@ def _many_articles(article: Article, count: int) -> list[int]:
     return [article.pk, *(a.pk for a in made)]
 
 
+def _after_the_query(monkeypatch: pytest.MonkeyPatch, action: Any) -> Any:
+    """Make ``action()`` happen right after CachedRows' query, before its fill; returns the undo."""
+    real_query = RowCache._query
+
+    def query_then_act(self: RowCache, plan: Any, wanted: list[Any]) -> Any:
+        rows = real_query(self, plan, wanted)
+        action()
+        return rows
+
+    monkeypatch.setattr(RowCache, "_query", query_then_act)
+    return lambda: monkeypatch.setattr(RowCache, "_query", real_query)
+
+
 def test_a_server_that_stops_answering_a_large_fill_costs_the_caller_nothing(
     own_redis: tuple[EmbeddedRedis, Any], article: Article, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -253,14 +266,7 @@ def test_a_server_that_stops_answering_a_large_fill_costs_the_caller_nothing(
     pks = _many_articles(article, 299)
     assert server.process is not None
     pid = server.process.pid
-    real_query = RowCache._query
-
-    def query_then_pause(self: RowCache, plan: Any, wanted: list[Any]) -> Any:
-        rows = real_query(self, plan, wanted)
-        os.kill(pid, signal.SIGSTOP)
-        return rows
-
-    monkeypatch.setattr(RowCache, "_query", query_then_pause)
+    undo = _after_the_query(monkeypatch, lambda: os.kill(pid, signal.SIGSTOP))
     metrics.reset()
     try:
         started = time.monotonic()
@@ -270,7 +276,7 @@ def test_a_server_that_stops_answering_a_large_fill_costs_the_caller_nothing(
         waited = time.monotonic() - started
     finally:
         os.kill(pid, signal.SIGCONT)
-    monkeypatch.setattr(RowCache, "_query", real_query)
+    undo()
     assert len(rows) == 300
     assert rows[article.pk]["title"] == "First"
     assert returned < 0.5 <= waited  # the call did not wait for the paused server; the answer did
@@ -294,14 +300,7 @@ def test_out_of_memory_on_a_large_fill_is_logged_and_counted_not_raised(
     _, client = own_redis
     pks = _many_articles(article, 299)
     client.config_set("maxmemory-policy", "noeviction")
-    real_query = RowCache._query
-
-    def query_then_fill_memory(self: RowCache, plan: Any, wanted: list[Any]) -> Any:
-        rows = real_query(self, plan, wanted)
-        client.config_set("maxmemory", 1)  # every write refused from here on
-        return rows
-
-    monkeypatch.setattr(RowCache, "_query", query_then_fill_memory)
+    undo = _after_the_query(monkeypatch, lambda: client.config_set("maxmemory", 1))  # writes refused
     metrics.reset()
     try:
         with caplog.at_level(logging.ERROR, logger="cachewise.orm"):
@@ -309,7 +308,7 @@ def test_out_of_memory_on_a_large_fill_is_logged_and_counted_not_raised(
             settle()
     finally:
         client.config_set("maxmemory", 0)
-    monkeypatch.setattr(RowCache, "_query", real_query)
+    undo()
     assert len(rows) == 300
     assert "fill sent without waiting failed" in caplog.text
     assert "OOM" in caplog.text
@@ -327,16 +326,9 @@ def test_a_large_fill_answered_noscript_runs_again_on_the_answer_thread(
     """Scripts flushed (a restart, a failover) between the query and a fill sent without waiting:
     Redis answers NOSCRIPT, and the answer thread loads the script and runs the fill again."""
     pks = _many_articles(article, 299)
-    real_query = RowCache._query
-
-    def query_then_flush_scripts(self: RowCache, plan: Any, wanted: list[Any]) -> Any:
-        rows = real_query(self, plan, wanted)
-        redis_client.script_flush()
-        return rows
-
-    monkeypatch.setattr(RowCache, "_query", query_then_flush_scripts)
+    undo = _after_the_query(monkeypatch, redis_client.script_flush)
     assert len(Article.cached.get_many(pks)) == 300
-    monkeypatch.setattr(RowCache, "_query", real_query)
+    undo()
     with django_assert_num_queries(0):
         assert Article.cached.get_many(pks)[pks[-1]]["title"] == "M298"
 
@@ -348,13 +340,7 @@ def test_a_large_fill_that_cannot_be_sent_to_a_dead_server_is_not_tried_again(
     call returns its rows, and no fill is tried again (a waited fill would only fail again)."""
     server, _ = own_redis
     pks = _many_articles(article, 299)
-    real_query = RowCache._query
-
-    def query_then_kill(self: RowCache, plan: Any, wanted: list[Any]) -> Any:
-        rows = real_query(self, plan, wanted)
-        server.kill()
-        return rows
-
+    undo = _after_the_query(monkeypatch, server.kill)
     waited: list[int] = []
     real_store_packs = generations.store_packs
 
@@ -362,7 +348,6 @@ def test_a_large_fill_that_cannot_be_sent_to_a_dead_server_is_not_tried_again(
         waited.append(1)
         return real_store_packs(*args, **kwargs)
 
-    monkeypatch.setattr(RowCache, "_query", query_then_kill)
     monkeypatch.setattr(generations, "store_packs", counted)
     metrics.reset()
     try:
@@ -374,6 +359,6 @@ def test_a_large_fill_that_cannot_be_sent_to_a_dead_server_is_not_tried_again(
     assert waited == []
     errors = {key: value for key, value in metrics.snapshot().items() if key[0] == "error"}
     assert errors.get(("error", "default", "orm.testapp.article"), 0) >= 1
-    monkeypatch.setattr(RowCache, "_query", real_query)
+    undo()
     reset_breakers()
     assert Article.cached.get_many(pks)[pks[-1]]["title"] == "M298"
