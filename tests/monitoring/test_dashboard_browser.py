@@ -150,6 +150,11 @@ def _path_without_chromium(tmp_path: Path) -> str:
     return os.pathsep.join(directories)
 
 
+#: The two checks of the skip-or-fail rule run a whole pytest each (~10 s): they test this
+#: harness, not cachewise on a given Python or Django, so the compat passes skip them.
+_HARNESS_CHECK = pytest.mark.slow
+
+
 def _run_browser_test_without_chromium(tmp_path: Path, ci: str | None) -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items() if key not in {"CI", "DATABASE_URL"}}
     env["PATH"] = _path_without_chromium(tmp_path)
@@ -161,6 +166,7 @@ def _run_browser_test_without_chromium(tmp_path: Path, ci: str | None) -> subpro
     )
 
 
+@_HARNESS_CHECK
 def test_without_chromium_the_browser_test_is_skipped_with_its_reason_outside_ci(tmp_path: Path) -> None:
     result = _run_browser_test_without_chromium(tmp_path, ci=None)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
@@ -169,6 +175,7 @@ def test_without_chromium_the_browser_test_is_skipped_with_its_reason_outside_ci
     assert "apt-get install -y chromium" in result.stdout
 
 
+@_HARNESS_CHECK
 def test_without_chromium_the_browser_test_fails_in_ci(tmp_path: Path) -> None:
     result = _run_browser_test_without_chromium(tmp_path, ci="true")
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
