@@ -362,3 +362,20 @@ def test_a_large_fill_that_cannot_be_sent_to_a_dead_server_is_not_tried_again(
     undo()
     reset_breakers()
     assert Article.cached.get_many(pks)[pks[-1]]["title"] == "M298"
+
+
+def test_out_of_memory_on_a_waited_fill_raises(
+    own_redis: tuple[EmbeddedRedis, Any], article: Article, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Below 256 rows the fill is waited for, and its server error reaches the caller as any
+    server error does (the large-fill test above shows the other side)."""
+    _, client = own_redis
+    client.config_set("maxmemory-policy", "noeviction")
+    undo = _after_the_query(monkeypatch, lambda: client.config_set("maxmemory", 1))
+    try:
+        with pytest.raises(CacheServerError, match="OOM"):
+            Article.cached.get_many([article.pk])
+    finally:
+        client.config_set("maxmemory", 0)
+    undo()
+    assert Article.cached.get(article.pk)["title"] == "First"  # type: ignore[index]
