@@ -39,7 +39,7 @@ from cachewise.exceptions import translate_redis_error
 from .adapter import MISSING, FailOpen, Store, _failed_open, now_us
 from .redis import RedisStore
 from .scripts import run, versions
-from .scripts.packed import execute, replies, send
+from .scripts.packed import execute, packer, replies, send
 from .stamped import full_keys, read_generic
 
 __all__ = [
@@ -195,16 +195,22 @@ def fill(
     Returns whether each pointer was written (the pointers of every pack, in order), or None when
     the store failed open: a caller may remember the refs of the rows that passed the fence.
     """
-    packs = [pack for pack in packs if pack.pointer_keys]
+    packs = _fillable(packs)
     if not packs:
         return []
-    if not all(_is_ref(pack.ref) for pack in packs):
-        raise ValueError(f"a pack's ref is 1 to {MAX_REF} ASCII letters and digits")
     if _scripted(store):
         return _fill_redis(store, packs, shared_keys, shared_stamp, ttl, fail_open)
     cache = store.cache
     done = store.call("set_many", lambda: _fill_generic(cache, packs, ttl), fallback=_failed_open(fail_open))
     return None if done is None else [True] * sum(len(pack.pointer_keys) for pack in packs)
+
+
+def _fillable(packs: Sequence[Pack]) -> list[Pack]:
+    """The packs of ``packs`` that have rows to point to; refuses a ref that is not one."""
+    packs = [pack for pack in packs if pack.pointer_keys]
+    if not all(_is_ref(pack.ref) for pack in packs):
+        raise ValueError(f"a pack's ref is 1 to {MAX_REF} ASCII letters and digits")
+    return packs
 
 
 def _scripted(store: Store) -> bool:
@@ -308,9 +314,7 @@ def _fill_redis(
     keys, args, written = _fill_command(store, packs, shared_keys, shared_stamp, ttl)
     try:
         reply: Any = store.call(
-            "set_many",
-            lambda: run(client, versions.PACKED_FILL, keys, args, packed=True),
-            fallback=_failed_open(fail_open),
+            "set_many", functools.partial(_run_fill, client, keys, args), fallback=_failed_open(fail_open)
         )
         return None if reply is None else _written(reply, packs)
     finally:
@@ -409,26 +413,16 @@ def send_fills(
     """
     if not _scripted(store) or getattr(store.cache, "near", None) is not None:
         return None
-    fills = [replace(each, packs=[pack for pack in each.packs if pack.pointer_keys]) for each in fills]
-    for each in fills:
-        if not all(_is_ref(pack.ref) for pack in each.packs):
-            raise ValueError(f"a pack's ref is 1 to {MAX_REF} ASCII letters and digits")
+    client = store.client  # type: ignore[attr-defined]
+    if packer(client) is None:  # checked before the packs are encoded: fill() would encode again
+        return None
+    fills = [replace(each, packs=_fillable(each.packs)) for each in fills]
     calls: list[tuple[list[Any], list[Any], Sequence[Pack]]] = []
     for each in fills:
         keys, args, _ = _fill_command(store, each.packs, each.shared_keys, each.shared_stamp, ttl)
         calls.append((keys, args, each.packs))
     commands = [("EVALSHA", versions.PACKED_FILL.sha, len(keys), *keys, *args) for keys, args, _ in calls]
-    client = store.client  # type: ignore[attr-defined]
-    failed: list[Exception] = []
-
-    def not_sent(error: Exception) -> None:
-        failed.append(error)
-        if fail_open is not None:
-            fail_open(error)
-
-    sent = store.call("set_many", lambda: send(client, commands), fallback=not_sent)
-    if sent is None and not failed:
-        return None  # hiredis missing, or not a plain client: fill() waits for its answers
+    sent = store.call("set_many", lambda: send(client, commands), fallback=_failed_open(fail_open))
     return SentFills(store, sent, calls, fail_open)  # a failed send answers None: not retried
 
 

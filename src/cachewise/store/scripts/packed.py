@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Sent", "execute", "replies", "send"]
+__all__ = ["Sent", "execute", "packer", "replies", "send"]
 
 
 def execute(client: Any, *args: Any) -> Any:
@@ -23,9 +23,10 @@ def execute(client: Any, *args: Any) -> Any:
     """
     import redis
 
-    if _pack_command is None or type(client) is not redis.Redis or client.connection is not None:
+    pack = packer(client)
+    if pack is None:
         return client.execute_command(*args)
-    packed = _pack_command(args)
+    packed = pack(args)
     pool = client.connection_pool
     connection: Any = pool.get_connection()
     try:
@@ -38,6 +39,17 @@ def execute(client: Any, *args: Any) -> Any:
         raise
     finally:
         pool.release(connection)
+
+
+def packer(client: Any) -> Callable[[tuple[Any, ...]], bytes] | None:
+    """hiredis' ``pack_command`` where it may pack commands for ``client``, else None: hiredis is
+    missing, or ``client`` is not a plain pooled ``redis.Redis`` (a subclass or a single-connection
+    client runs commands its own way)."""
+    import redis
+
+    if type(client) is not redis.Redis or client.connection is not None:
+        return None
+    return _pack_command
 
 
 @dataclass(frozen=True)
@@ -56,11 +68,10 @@ def send(client: Any, commands: Sequence[Sequence[Any]]) -> Sent | None:
     ``redis.Redis``): run the commands with :func:`execute`. The connection stays out of the
     pool until :func:`replies` reads every answer; a failed send drops it.
     """
-    import redis
-
-    if _pack_command is None or type(client) is not redis.Redis or client.connection is not None:
+    pack = packer(client)
+    if pack is None:
         return None
-    packed = [_pack_command(tuple(command)) for command in commands]
+    packed = [pack(tuple(command)) for command in commands]
     pool = client.connection_pool
     connection: Any = pool.get_connection()
     try:
