@@ -17,6 +17,7 @@ from cachewise.orm import CachedRows, generations
 from cachewise.orm.invalidation import invalidate_rows
 from cachewise.orm.rows import RowCache, _pack_head, settle
 from cachewise.store import packs
+from tests.orm import count_calls
 from tests.testapp.models import Article, Author, Category
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -284,14 +285,7 @@ def test_remembered_packs_past_their_ttl_are_not_read(
     this process learnt it, its rows go to their pointers at once (no read that finds nothing)."""
     short = RowCache(Article, Article.cached.fields, ttl=1)
     short.get(article.pk)
-    known_reads: list[int] = []
-    real_read_known = generations.read_known
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        known_reads.append(1)
-        return real_read_known(*args, **kwargs)
-
-    monkeypatch.setattr(generations, "read_known", counted)
+    known_reads = count_calls(monkeypatch, generations, "read_known")
     with django_assert_num_queries(0):
         assert short.get(article.pk)["title"] == "First"  # type: ignore[index]
     assert known_reads == [1]  # the remembered pack, without the pointer
@@ -510,6 +504,21 @@ def test_a_large_fill_is_answered_off_the_call_and_fenced_like_any_fill(
     assert all(name.startswith("cachewise-fill-answers") for name in answered_on)
     with django_assert_num_queries(0):
         assert Article.cached.get_many(pks) == again
+
+
+def test_without_hiredis_a_large_fill_is_waited_for(
+    article: Article, monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
+) -> None:
+    """Sending without waiting needs hiredis to pack the commands: without it the fill runs as
+    before, answered before the call returns."""
+    monkeypatch.setattr("cachewise.store.scripts.packed._pack_command", None)
+    made = Article.objects.bulk_create([Article(title=f"H{i}", author=article.author) for i in range(299)])
+    pks = [article.pk, *(a.pk for a in made)]
+    waited = count_calls(monkeypatch, generations, "store_packs")
+    assert len(Article.cached.get_many(pks)) == 300
+    assert waited == [1]
+    with django_assert_num_queries(0):
+        assert Article.cached.get_many(pks)[pks[-1]]["title"] == "H298"
 
 
 def test_near_cache_serves_rows_from_process_memory_and_sees_writes(

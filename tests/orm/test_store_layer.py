@@ -26,6 +26,7 @@ from cachewise.resilience import reset_breakers
 from cachewise.store.stamped import StampedEntry, StampedFill
 from cachewise.testing import RedisServerInfo, isolated_caches
 from tests import store_child
+from tests.orm import count_calls
 from tests.testapp.models import Article, Author
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -341,14 +342,7 @@ def test_a_large_fill_that_cannot_be_sent_to_a_dead_server_is_not_tried_again(
     server, _ = own_redis
     pks = _many_articles(article, 299)
     undo = _after_the_query(monkeypatch, server.kill)
-    waited: list[int] = []
-    real_store_packs = generations.store_packs
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        waited.append(1)
-        return real_store_packs(*args, **kwargs)
-
-    monkeypatch.setattr(generations, "store_packs", counted)
+    waited = count_calls(monkeypatch, generations, "store_packs")
     metrics.reset()
     try:
         rows = Article.cached.get_many(pks)
