@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.middleware.csrf import get_token
 from django.template import engines
 from django.template.response import TemplateResponse
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.views.decorators.cache import cache_page as django_cache_page
 
@@ -51,6 +51,7 @@ def echo_state(request: HttpRequest) -> dict[str, Any]:
         "authorization": request.headers.get("Authorization"),
         "theme": request.COOKIES.get("theme"),
         "language": translation.get_language(),
+        "timezone": timezone.get_current_timezone_name(),
     }
 
 

@@ -45,7 +45,6 @@ from contextvars import ContextVar
 from typing import Any
 
 from django.db import models, router
-from django.utils import translation
 
 from cachewise import recovery
 from cachewise.compute.namespace import Namespace
@@ -56,6 +55,8 @@ from cachewise.orm import generations, txn
 from cachewise.orm.deps import label_of
 from cachewise.orm.invalidation import delivered
 from cachewise.store.choice import get_store
+
+from . import active
 
 __all__ = [
     "NAMESPACE",
@@ -248,7 +249,7 @@ def fragment_key(
         NAMESPACE,
         template_name,
         fragment_name,
-        translation.get_language(),
+        active.language(),
         [_part(value) for value in vary_on],
         [_part(value) for value in versions],
     )

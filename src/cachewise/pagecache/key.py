@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.http import HttpRequest
-from django.utils import timezone, translation
 
 from cachewise.conf import django_setting, hot_setting, same_settings, settings_memo
 from cachewise.keys import make_key
+
+from . import active
 
 __all__ = [
     "ANY_PARAMS",
@@ -217,8 +218,8 @@ def base_key(request: HttpRequest, policy: KeyPolicy) -> str:
         request.method,
         request.path,
         _query_part(request),
-        translation.get_language() if django_setting("USE_I18N") else None,
-        timezone.get_current_timezone_name() if django_setting("USE_TZ") else None,
+        active.language() if django_setting("USE_I18N") else None,
+        active.timezone_name() if django_setting("USE_TZ") else None,
         _user_part(request, policy.per_user),
         vary_snapshot(request, policy.vary_on_headers, ()),
         vary_snapshot(request, ("cookie",), policy.vary_on_cookies) if policy.vary_on_cookies else None,
