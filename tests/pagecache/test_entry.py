@@ -1,11 +1,14 @@
-"""A cached page turned back into a response: the copied header table gives what Django would."""
+"""A cached page turned back into a response: each copy is what Django would build, and its own."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 from django.http import HttpResponse
 
-from cachewise.pagecache.entry import Page, header_table, to_response
+from cachewise.pagecache import entry
+from cachewise.pagecache.entry import Page, response_maker, to_response
 
 
 @pytest.mark.parametrize(
@@ -25,33 +28,59 @@ from cachewise.pagecache.entry import Page, header_table, to_response
     ],
     ids=["typed", "untyped-non-ascii", "none"],
 )
-def test_a_response_from_the_header_table_is_the_one_django_builds(
-    headers: tuple[tuple[str, str], ...],
-) -> None:
+def test_a_made_response_is_the_one_django_builds(headers: tuple[tuple[str, str], ...]) -> None:
     page = Page(203, "Non-Authoritative", headers, b"<p>body</p>", ())
-    table = header_table(page)
-    assert table is not None
-    built, copied = to_response(page), to_response(page, table)
-    assert isinstance(copied, HttpResponse)
-    assert list(copied.items()) == list(built.items())
-    assert (copied.status_code, copied.reason_phrase, copied.content) == (
+    built, made = to_response(page), response_maker(page)()
+    assert type(made) is HttpResponse
+    assert list(made.items()) == list(built.items())
+    assert (made.status_code, made.reason_phrase, made.content) == (
         203,
         "Non-Authoritative",
         b"<p>body</p>",
     )
-    assert copied.charset == built.charset
+    assert made.charset == built.charset
+    assert vars(made).keys() == vars(built).keys()
 
 
-def test_each_response_from_one_table_is_its_own() -> None:
+def test_each_made_response_is_its_own() -> None:
     page = Page(200, "OK", (("Vary", "Cookie"), ("X-One", "1")), b"x", ())
-    table = header_table(page)
-    first = to_response(page, table)
+    make = response_maker(page)
+    first = make()
+    assert isinstance(first, HttpResponse)
     first["X-One"] = "changed"
     del first["Vary"]
     first["X-Added"] = "yes"
     first.set_cookie("visitor", "a")
-    second = to_response(page, table)
+    first.write(b"more")
+    first._resource_closers.append(lambda: None)  # type: ignore[attr-defined]
+    first.status_code = 500
+    second = make()
+    assert isinstance(second, HttpResponse)
     assert second["X-One"] == "1"
     assert second["Vary"] == "Cookie"
     assert "X-Added" not in second
     assert not second.cookies
+    assert second.content == b"x"
+    assert second._resource_closers == []  # type: ignore[attr-defined]
+    assert second.status_code == 200
+    first.closed = True
+    assert not second.closed
+
+
+def test_state_of_an_unknown_kind_builds_each_response_anew(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Another Django could keep state this module does not know how to copy: then every
+    # call builds the response the slow way rather than share that state between requests.
+    built: list[HttpResponse] = []
+
+    def with_extra_state(page: Page) -> Any:
+        response = HttpResponse(page.body, status=page.status, reason=page.reason)
+        response.extra = {"mutable": []}  # type: ignore[attr-defined]
+        built.append(response)
+        return response
+
+    monkeypatch.setattr(entry, "to_response", with_extra_state)
+    make = response_maker(Page(200, "OK", (), b"x", ()))
+    first, second = make(), make()
+    assert first is not second
+    assert first.extra is not second.extra  # type: ignore[attr-defined]
+    assert len(built) == 3  # the model, then one per call

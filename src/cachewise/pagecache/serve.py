@@ -38,7 +38,7 @@ from cachewise.store.choice import get_store
 from cachewise.store.fill_budget import FillBudget
 
 from .budget import aadmit, admit, budget_key, per_window
-from .entry import DEBUG_HEADER, Page, Pointer, header_table, page_value, parse, pointer_value, to_response
+from .entry import DEBUG_HEADER, Page, Pointer, page_value, parse, pointer_value, response_maker, to_response
 from .freshness import Freshness, attempt, learned, stamped, tracker_for
 from .key import NAMESPACE, QUERY, KeyPolicy, base_key, undeclared_param, variant_key, vary_snapshot
 from .outage import Outage, unwatch, watch
@@ -132,9 +132,8 @@ class PageCache:
         # Per (alias, KEY_PREFIX): each has its own budget counter. Bounded by the aliases.
         self._spent_until: dict[tuple[str, str], float] = {}
         # The last page parsed, with the stored value it came from (kept alive, so compared by
-        # identity) and its header table (copied into each response it answers):
-        # one page per view or site cache.
-        self._last_parsed: tuple[Any, Page, dict[str, tuple[str, str]] | None] | None = None
+        # identity) and the maker of the responses it answers: one page per view or site cache.
+        self._last_parsed: tuple[Any, Page, Callable[[], HttpResponseBase]] | None = None
 
     # -- policy values read per request (override_settings works) ---------------------------
 
@@ -500,7 +499,7 @@ class PageCache:
             return last[1]
         item = parse(value)
         if isinstance(item, Page):
-            self._last_parsed = (value, item, header_table(item))
+            self._last_parsed = (value, item, response_maker(item))
         return item
 
     def _finish(
@@ -526,7 +525,7 @@ class PageCache:
         """Build the response of a cached ``page``."""
         # Hits and misses are counted by the fill (cachewise.compute.stampede) under namespace "page".
         last = self._last_parsed
-        response = to_response(page, last[2] if last is not None and last[1] is page else None)
+        response = last[2]() if last is not None and last[1] is page else to_response(page)
         if hot_setting("DEBUG_HEADERS"):
             response[DEBUG_HEADER] = "hit"
         return response
