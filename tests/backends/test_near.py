@@ -507,6 +507,38 @@ def test_a_page_hit_is_served_from_memory_with_its_versions(
     assert client.get("/hello/").content != first.content
 
 
+@pytest.mark.urls("tests.urls_views")
+def test_near_page_hits_are_counted_once_each_and_never_cross_vary_variants(
+    near_caches: dict[str, Any], redis_client: Any
+) -> None:
+    # A page recalled from a kept verdict is answered before the general path. A vary pointer
+    # (/echo/ varies on the undeclared X-Custom) keeps no verdict: it is read from memory and
+    # then its variant, which is recalled. A page request is one hit, an /echo/ request two
+    # (pointer and variant), and a variant is served only to its own value.
+    from django.test import Client
+
+    ready_near()
+    client = Client()
+    hello = client.get("/hello/").content
+    one = client.get("/echo/", HTTP_X_CUSTOM="one").content
+    two = client.get("/echo/", HTTP_X_CUSTOM="two").content
+    assert one != two
+    for _ in range(2):  # read from Redis and installed, then from the kept verdicts
+        client.get("/hello/")
+        client.get("/echo/", HTTP_X_CUSTOM="one")
+        client.get("/echo/", HTTP_X_CUSTOM="two")
+    metrics.reset()
+    before = _reads_so_far(redis_client)
+    for _ in range(5):
+        assert client.get("/hello/").content == hello
+        assert client.get("/echo/", HTTP_X_CUSTOM="one").content == one
+        assert client.get("/echo/", HTTP_X_CUSTOM="two").content == two
+    assert _reads_so_far(redis_client) == before  # all from memory
+    counts = metrics.snapshot()
+    assert counts[("hit", "default", "page")] == 15 + 10  # /echo/: the pointer, then its variant
+    assert counts.get(("miss", "default", "page"), 0) == 0
+
+
 def test_a_decoded_payload_is_remembered_by_its_bytes_within_a_quarter_of_the_budget(
     cachewise_caches: dict[str, Any],
 ) -> None:

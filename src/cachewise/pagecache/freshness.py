@@ -28,7 +28,7 @@ from .key import NAMESPACE, host_of
 from .stamp import Dep, check, unwrap, url_deps, wrap
 from .tracking import Tracker, resolve
 
-__all__ = ["HINT_LIMIT", "Freshness", "attempt", "learned", "stamped", "tracker_for"]
+__all__ = ["HINT_LIMIT", "Freshness", "attempt", "learned", "recall", "stamped", "tracker_for"]
 
 #: At most this many counters of a view are read ahead on its misses (bounded MGET).
 HINT_LIMIT = 32
@@ -80,6 +80,28 @@ def attempt(
         # Gone before the fill: get_or_compute would return a stored entry as it is.
         get_store(alias).invalidate(cache_key)
     return None
+
+
+def recall(alias: str, cache_key: str) -> Any:
+    """The page (or vary pointer) at ``cache_key`` when the alias' near cache still holds a fresh
+    verdict on it (:meth:`~cachewise.backends.near.NearCache.recall`), else None.
+
+    What :func:`attempt` answers from that verdict, counted as it counts a hit, without what it
+    prepares for a miss (the URL counters, the hint, the lock lease): a near-cached page's hit
+    then costs a dict lookup and the tracking socket's check. None sends the caller to
+    :func:`attempt`, which also decides while an invalidation of this process is undelivered.
+    """
+    near = get_store(alias).near
+    if near is None:
+        return None
+    recovery.tick()  # as attempt() does, before the read
+    if invalidations_pending():
+        return None
+    verdict = near.recall(cache_key)
+    if verdict is None:
+        return None
+    record("hit", alias, NAMESPACE)
+    return unwrap(verdict.value)
 
 
 def tracker_for(fresh: Freshness, track_queries: bool | None, depends_on: Iterable[Any]) -> Tracker:

@@ -5,13 +5,17 @@ Flow of one request (sync and async share every step but the awaits):
 1. Request rules (:func:`~cachewise.pagecache.rules.request_bypass_reason`): a personalised
    request never reads the shared cache; the view runs and the response is marked private. A
    query parameter the view did not declare bypasses the cache too (bounded growth).
-2. One ``GET`` of the base key through the single-flight fill. A page whose Vary snapshot
+2. With a near cache, a page whose fresh verdict it still holds
+   (:func:`~cachewise.pagecache.freshness.recall`) and whose Vary snapshot matches the request
+   is served from memory at once: no Redis call, nothing prepared for a miss (sync views;
+   async views take step 3, from a worker thread).
+3. One ``GET`` of the base key through the single-flight fill. A page whose Vary snapshot
    matches the request is served (a *hit*: one round trip). A pointer (the response varies on
    undeclared headers) costs a second ``GET`` of the variant key.
-3. On a miss exactly one request renders per expiry; the response rules, then the view's entry
+4. On a miss exactly one request renders per expiry; the response rules, then the view's entry
    budget (:mod:`.budget`), decide whether what it rendered may be stored. Waiters get the
    stored page, or render for themselves when it was not.
-4. Any cache failure fails open: the view runs (once) and the response says ``cache-unavailable``.
+5. Any cache failure fails open: the view runs (once) and the response says ``cache-unavailable``.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from cachewise.store.fill_budget import FillBudget
 
 from .budget import aadmit, admit, budget_key, per_window
 from .entry import DEBUG_HEADER, Page, Pointer, page_value, parse, pointer_value, response_maker, to_response
-from .freshness import Freshness, attempt, learned, stamped, tracker_for
+from .freshness import Freshness, attempt, learned, recall, stamped, tracker_for
 from .key import NAMESPACE, QUERY, KeyPolicy, base_key, undeclared_param, variant_key, vary_snapshot
 from .outage import Outage, unwatch, watch
 from .rules import (
@@ -168,13 +172,19 @@ class PageCache:
         reason = self.request_reason(request)
         if reason is not None:
             return self.bypass(request, self._render(request, get_response, _Run()), reason)
-        run = _Run()
         if self.timeout() <= 0:  # cache_page(0): Django's way of saying "do not store"
-            return self.miss(request, self._render(request, get_response, run))
+            return self.miss(request, self._render(request, get_response, _Run()))
         key = base_key(request, self.policy.key)  # outside the try: a bad host is a 400, not an outage
+        # A near-cached page whose fresh verdict is held: answered from memory, no Redis call.
+        found = recall(self.alias(), key)
+        if found is not None:
+            response = self._recalled(request, found)
+            if response is not None:
+                return response
+        run = _Run()
         run.outage, token = watch()
         try:
-            return self._lookup(request, get_response, run, key)
+            return self._lookup(request, get_response, run, key, found)
         except OUTAGE_ERRORS as exc:  # fail open; a server error (WRONGTYPE, OOM) propagates
             if run.view_raised:
                 raise
@@ -184,10 +194,21 @@ class PageCache:
         finally:
             unwatch(token)
 
+    def _recalled(self, request: HttpRequest, value: Any) -> HttpResponseBase | None:
+        """The response of a page recalled by the near cache when nothing more is needed: a page
+        (not a vary pointer) stored for this request's Vary values. Else None: the caller goes
+        the general way with ``value``."""
+        item = self._parsed(value)
+        if isinstance(item, Page) and self._vary_of(request, item) == item.vary:
+            return self.hit(request, item)
+        return None
+
     def _lookup(
-        self, request: HttpRequest, get_response: GetResponse, run: _Run, key: str
+        self, request: HttpRequest, get_response: GetResponse, run: _Run, key: str, found: Any = None
     ) -> HttpResponseBase:
-        item = self._followed(request, run, self._fetch(request, get_response, run, key, None, key))
+        if found is None:
+            found = self._fetch(request, get_response, run, key, None, key)
+        item = self._followed(request, run, found)
         if isinstance(item, Pointer):
             vkey = variant_key(key, vary_snapshot(request, item.names, self.policy.key.vary_on_cookies))
             item = self._followed(
@@ -493,6 +514,9 @@ class PageCache:
         # When this request rendered, its own response is the answer, stored or not.
         if run.response is not None:
             return None
+        return self._parsed(value)
+
+    def _parsed(self, value: Any) -> Page | Pointer | None:
         # A near-cached page comes back as the same object until it changes: parsed once.
         last = self._last_parsed
         if last is not None and last[0] is value:
@@ -508,9 +532,7 @@ class PageCache:
         if run.response is not None:
             return self._rendered(request, run, run.response)
         if isinstance(item, Page):
-            snapshot = vary_snapshot(
-                request, [name for name, _ in item.vary], self.policy.key.vary_on_cookies
-            )
+            snapshot = self._vary_of(request, item)
             if snapshot == item.vary:
                 return self.hit(request, item)
             if dict(snapshot).get(QUERY) != dict(item.vary).get(QUERY):
@@ -518,6 +540,10 @@ class PageCache:
         # An unknown format, a page for another spelling of the query string or (only with a
         # broken key) for other Vary values: the caller renders and stores nothing.
         return None
+
+    def _vary_of(self, request: HttpRequest, page: Page) -> tuple[tuple[str, Any], ...]:
+        # The request's values of what ``page`` varies on, to compare with the page's own.
+        return vary_snapshot(request, [name for name, _ in page.vary], self.policy.key.vary_on_cookies)
 
     # -- outcomes ---------------------------------------------------------------------------
 
