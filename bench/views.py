@@ -208,6 +208,13 @@ def _report(results: dict[str, list[Result]]) -> None:
     )
     per_round = ", ".join(f"{r[0]:.0f}" for r in results["cachewise"])
     print(f"cachewise req/s per round: {per_round}")
+    # Paired: both measured in the same round (seconds apart), so a slow phase of the host
+    # moves both; the median of these ratios is steadier than the ratio of the medians.
+    paired = sorted(c[0] / t[0] for c, t in zip(results["cachewise"], results["trivial"], strict=True))
+    print(
+        f"cachewise / trivial, paired per round: median {statistics.median(paired):.2f}x req/s "
+        f"(rounds {paired[0]:.2f}-{paired[-1]:.2f})"
+    )
     print(
         "capacity = inverse of the server CPU (2 Gunicorn workers + Redis) per request: robust to "
         "other load on the machine, unlike req/s"
