@@ -539,6 +539,31 @@ def test_near_page_hits_are_counted_once_each_and_never_cross_vary_variants(
     assert counts.get(("miss", "default", "page"), 0) == 0
 
 
+def test_a_drained_read_serves_what_is_held_and_installs_nothing_without_tracking(
+    near_caches: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The second read of one operation (a row's pack after its pointer) skips the socket check
+    # its first read made, for hits only: a miss must find tracking in force before it reads.
+    cache: Any = caches["default"]
+    near = ready_near()
+    cache.set("held", "one")
+    cache.set("other", "two")
+    assert cache.get("held") == "one"  # installed
+    assert full("held") in near._entries
+    reads: list[int] = []
+
+    def call(fn: Callable[[], Any]) -> Any:
+        reads.append(1)
+        return fn()
+
+    monkeypatch.setattr(near, "usable", lambda: False)  # tracking lost since the first read
+    assert near.read([full("held")], call, drained=True) == [near._entries[full("held")][0]]
+    assert near.read([full("other")], call, drained=True) is None
+    assert near.read([full("held")], call) is None  # not drained: checked, and refused
+    assert reads == []
+    assert full("other") not in near._entries
+
+
 def test_a_decoded_payload_is_remembered_by_its_bytes_within_a_quarter_of_the_budget(
     cachewise_caches: dict[str, Any],
 ) -> None:

@@ -197,19 +197,29 @@ class NearCache:
                 entries.move_to_end(key)
         return out
 
-    def read(self, keys: Sequence[str], call: Callable[[Callable[[], Any]], Any]) -> list[Any] | None:
+    def read(
+        self, keys: Sequence[str], call: Callable[[Callable[[], Any]], Any], *, drained: bool = False
+    ) -> list[Any] | None:
         """Payloads of ``keys`` from memory, or from one Redis round trip that is then installed.
 
         ``call(fn)`` runs ``fn`` under the caller's failure policy (``None``: the read failed
         open, answered as misses). Returns None when the near cache cannot serve now, or a key
         is not a string value: the caller then reads Redis its own way.
+
+        ``drained``: the caller's previous read of the same operation (a row's pointer, before
+        its pack) found the near cache serving, which applied what had arrived. A hit is then
+        answered as of that check, without a second look at the socket: still after the
+        operation began, which is what the promise asks. A miss checks again before it reads,
+        so nothing is installed unless tracking is in force.
         """
-        if not self.usable():
+        if not drained and not self.usable():
             return None
         found = self.lookup(keys)
         if found is not None:
             record("near_hit", self.alias, "-", len(keys))
             return found
+        if drained and not self.usable():
+            return None
         record("near_miss", self.alias, "-", len(keys))
         ticket = self._begin(keys)
         client = self._client()

@@ -285,7 +285,8 @@ def _from_near(
     store: Any, cache: Any, pointers: list[Any], counters: list[int], pack_head: str, share: bool
 ) -> PackedRead | None:
     """:func:`read` from the alias' near cache: the pointers there, then their packs (which live
-    in the pointers' namespace). None when the near cache stopped serving in between.
+    in the pointers' namespace), the packs as of the pointers' check of the tracking socket
+    (``drained``). None when the near cache stopped serving in between.
 
     With ``share`` each pack payload is decoded once (:meth:`NearCache.decoded`, keyed by its
     bytes: a pack is written once under a random key, so its bytes never name other rows).
@@ -293,7 +294,7 @@ def _from_near(
     near = cache.near
     slots, refs = _resolve([None if raw is None else _text(raw) for raw in pointers])
     names = _pack_keys(cache, pack_head, refs)
-    payloads = near.read(names, lambda fn: store.call("get_many", fn)) if names else []
+    payloads = near.read(names, lambda fn: store.call("get_many", fn), drained=True) if names else []
     if payloads is None:
         return None
     if not share:
