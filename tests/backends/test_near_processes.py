@@ -237,6 +237,7 @@ def test_orm_save_invalidates_another_processs_copy(reader: ProcessB) -> None:
     assert Article.cached.get(article.pk)["title"] == "old"  # type: ignore[index]  # A fills Redis
     assert reader.ask("row", article.pk) == "old"
     assert reader.ask("row", article.pk) == "old"  # from B's near cache
+    assert reader.ask("row", article.pk) == "old"  # counters and remembered pack, no pointer
     article.title = "new"
     article.save()
     assert reader.ask("row", article.pk) in ("new", "<database>")

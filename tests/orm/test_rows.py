@@ -539,6 +539,35 @@ def test_near_cache_serves_rows_from_process_memory_and_sees_writes(
             assert Article.cached.get(article.pk)["title"] == "Second"  # type: ignore[index]
 
 
+def test_remembered_rows_come_from_memory_without_their_pointers_and_see_other_writers(
+    article: Article,
+    cachewise_caches: dict[str, Any],
+    redis_client: Any,
+    django_assert_num_queries: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A row whose pack this process remembers is read from the near cache as its counters and
+    pack, all as of one check of the tracking socket: no pointer read. A counter moved by
+    another client (Redis tracking tells this process) makes the next read query."""
+    from cachewise.orm.rows import _RV, _keys_of
+
+    with _near_cache_on(cachewise_caches):
+        Article.cached.get(article.pk)  # filled: the fill's pack is remembered
+        Article.cached.get(article.pk)  # installed in the near cache
+        through_pointers = count_calls(monkeypatch, packs, "read")
+        before = _commands(redis_client)
+        with django_assert_num_queries(0):
+            for _ in range(3):
+                assert Article.cached.get(article.pk)["title"] == "First"  # type: ignore[index]
+        assert through_pointers == []
+        assert not {"mget", "evalsha", "get"} & set(_delta(before, _commands(redis_client)))
+        cache: Any = caches["default"]
+        counter = _keys_of(Article.cached.plan(), _RV, [article.pk])[0]
+        redis_client.incr(cache.make_and_validate_key(counter))  # "another process" wrote
+        with django_assert_num_queries(1):
+            assert Article.cached.get(article.pk)["title"] == "First"  # type: ignore[index]
+
+
 @contextlib.contextmanager
 def _near_cache_on(cachewise_caches: dict[str, Any]) -> Iterator[Any]:
     """The test's caches with ``OPTIONS["near_cache"]`` on ``default``, tracking in force; its near cache."""

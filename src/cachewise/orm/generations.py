@@ -154,10 +154,12 @@ def read_known(
     *,
     pack_head: str,
     fail_open: FailOpen | None = None,
+    share: bool = False,
 ) -> packs.PackedRead | None:
     """:func:`read_packed` without the pointers, for rows whose packs a caller remembers
     (:func:`cachewise.store.packs.read_known`); None: read the pointers."""
-    return packs.read_known(get_store(alias), refs, counter_keys, pack_head=pack_head, fail_open=fail_open)
+    store = get_store(alias)
+    return packs.read_known(store, refs, counter_keys, pack_head=pack_head, fail_open=fail_open, share=share)
 
 
 def read_pointers(

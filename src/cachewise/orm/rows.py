@@ -69,7 +69,6 @@ from cachewise.exceptions import CachewiseError
 from cachewise.keys import MAX_KEY_LENGTH, encode_part, make_key
 from cachewise.missing import MISSING
 from cachewise.monitoring.metrics import record
-from cachewise.store.choice import get_store
 from cachewise.store.packs import Fill, Pack, PackedRead
 
 from . import generations, observe, txn
@@ -361,14 +360,17 @@ class RowCache:
         (:func:`generations.read_known`: half the keys, one round trip); the rows it does not
         serve (a pack refilled elsewhere, invalidated, gone) are read through their pointers.
         """
-        rv_keys = _keys_of(plan, _RV, pks)
-        if get_store(alias).near is not None:  # packs are read from memory, through the pointers
-            return self._read_pointers(alias, plan, pks, rv_keys)
         refs: list[Any] = list(map(self._refs.get, pks))
+        rv_keys = _keys_of(plan, _RV, pks)
         if None not in refs and self._alive(refs):
             counter_keys = [*rv_keys, *plan.dep_counters]
             read = generations.read_known(
-                alias, refs, counter_keys, pack_head=_pack_head(plan), fail_open=_outage(alias, plan)
+                alias,
+                refs,
+                counter_keys,
+                pack_head=_pack_head(plan),
+                fail_open=_outage(alias, plan),
+                share=plan.immutable,
             )
             counters = None if read is None else read.counters
             if read is not None and counters is None:  # failed open: all misses, no fill

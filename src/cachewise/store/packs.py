@@ -128,10 +128,13 @@ def read_known(
     *,
     pack_head: str,
     fail_open: FailOpen | None = None,
+    share: bool = False,
 ) -> PackedRead | None:
     """The counters and the packs of ``refs`` (one per row, remembered from pointers read
     before) in ONE ``MGET``, without reading the pointers; None where this read does not apply
-    (not a single Redis server, a near cache in front, a counter missing): read the pointers.
+    (not a single Redis server, a counter missing): read the pointers. With a near cache in
+    front, from memory only, all as of one check of the tracking socket (None when memory does
+    not hold them all); with ``share`` as well, each pack decoded once (see :func:`read`).
     An outage follows the read policy as :func:`read` does (nothing found, counters None).
 
     Rows found this way are exactly as safe as through their pointers: a row is served on its
@@ -141,20 +144,42 @@ def read_known(
     that was refilled, invalidated, evicted or expired is a miss here; the caller then reads
     the pointers of those rows.
     """
-    if not _scripted(store) or getattr(store.cache, "near", None) is not None:
+    if not _scripted(store):
         return None
     cache = store.cache
+    near = getattr(cache, "near", None)
     slots, distinct = _resolve(refs)
     count = len(counter_keys)
-    keys = full_keys(cache, [*counter_keys, *(pack_head + ref for ref in distinct)])
-    client = store.client  # type: ignore[attr-defined]
-    raw = store.call("get_many", lambda: execute(client, "MGET", *keys), fallback=_failed_open(fail_open))
-    if raw is None:
-        return _nothing(len(refs))
+    names = [*counter_keys, *(pack_head + ref for ref in distinct)]
+    keys = full_keys(cache, names)
+    if near is not None:
+        raw = _held(near, names, keys)
+        if raw is None:
+            return None
+    else:
+        client = store.client  # type: ignore[attr-defined]
+        guard = _failed_open(fail_open)
+        raw = store.call("get_many", lambda: execute(client, "MGET", *keys), fallback=guard)
+        if raw is None:
+            return _nothing(len(refs))
     if None in raw[:count]:
         return None
+    counters = list(map(int, raw[:count]))
+    if near is not None and share:
+        decoded = near.decoded(raw[count:], lambda raws: store._decode_all(cache, raws), MISSING)  # type: ignore[attr-defined]
+        return PackedRead(slots, decoded, counters, shared=True, refs=distinct)
     decoded = store._decode_all(cache, raw[count:])  # type: ignore[attr-defined]
-    return PackedRead(slots, decoded, list(map(int, raw[:count])), refs=distinct)
+    return PackedRead(slots, decoded, counters, refs=distinct)
+
+
+def _held(near: Any, names: Sequence[str], keys: Sequence[str]) -> list[Any] | None:
+    """The payloads of ``keys`` when the near cache may serve and holds every one (all as of one
+    check of the tracking socket), else None: the caller reads the pointers, which go to Redis
+    for what memory does not hold."""
+    if not all(map(near.wants, names)):
+        return None
+    found: list[Any] | None = near.held(keys)
+    return found
 
 
 def read_pointers(
