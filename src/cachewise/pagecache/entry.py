@@ -121,7 +121,8 @@ def response_maker(page: Page) -> Callable[[], HttpResponseBase]:
             return functools.partial(to_response, page)
         if copier is not _shared:
             copiers.append((name, copier))
-    plain = {name: value for name, value in state.items() if name not in dict(copiers)}
+    copied = {name for name, _ in copiers}
+    plain = {name: value for name, value in state.items() if name not in copied}
     cls = type(model)
 
     def make() -> HttpResponseBase:
