@@ -201,8 +201,11 @@ class NearCache:
         """The payloads of ``keys`` when the near cache may serve now and holds every one, all
         as of one check of the tracking socket (counted as near hits); else None, and nothing is
         read from Redis."""
-        if not self.usable():
-            return None
+        return self._hit(keys) if self.usable() else None
+
+    def _hit(self, keys: Sequence[str]) -> list[Any] | None:
+        """:meth:`lookup`, counted as near hits when every key is held (the caller checked
+        :meth:`usable`)."""
         found = self.lookup(keys)
         if found is not None:
             record("near_hit", self.alias, "-", len(keys))
@@ -225,9 +228,8 @@ class NearCache:
         """
         if not drained and not self.usable():
             return None
-        found = self.lookup(keys)
+        found = self._hit(keys)
         if found is not None:
-            record("near_hit", self.alias, "-", len(keys))
             return found
         if drained and not self.usable():
             return None
@@ -245,9 +247,8 @@ class NearCache:
         """:meth:`read` for async callers: the miss is one round trip on ``aclient``."""
         if not self.usable():
             return None
-        found = self.lookup(keys)
+        found = self._hit(keys)
         if found is not None:
-            record("near_hit", self.alias, "-", len(keys))
             return found
         record("near_miss", self.alias, "-", len(keys))
         ticket = self._begin(keys)
