@@ -568,6 +568,26 @@ def test_remembered_rows_come_from_memory_without_their_pointers_and_see_other_w
             assert Article.cached.get(article.pk)["title"] == "First"  # type: ignore[index]
 
 
+def test_a_remembered_row_is_not_served_from_memory_after_the_tracking_connection_was_killed(
+    article: Article, cachewise_caches: dict[str, Any], redis_client: Any, django_assert_num_queries: Any
+) -> None:
+    """The counter moves while nobody tracks for this process (its tracking connection killed
+    by ``CLIENT KILL``): the remembered row must not come from memory, however it is read."""
+    from cachewise.orm.rows import _RV, _keys_of
+
+    with _near_cache_on(cachewise_caches) as near:
+        for _ in range(3):
+            Article.cached.get(article.pk)  # filled, installed, then from memory
+        for client in redis_client.client_list():
+            if client.get("sub") == "1" or "invalidate" in client.get("psub", ""):
+                redis_client.client_kill_filter(_id=client["id"])
+        counter = _keys_of(Article.cached.plan(), _RV, [article.pk])[0]
+        redis_client.incr(caches["default"].make_and_validate_key(counter))
+        with django_assert_num_queries(1):
+            assert Article.cached.get(article.pk)["title"] == "First"  # type: ignore[index]
+        assert near.tracker.wait_ready(5.0)
+
+
 @contextlib.contextmanager
 def _near_cache_on(cachewise_caches: dict[str, Any]) -> Iterator[Any]:
     """The test's caches with ``OPTIONS["near_cache"]`` on ``default``, tracking in force; its near cache."""
